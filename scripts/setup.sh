@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Sets up everything simulpo needs on a fresh Debian machine: system packages, then a
+# project virtualenv in .venv. `--test` adds the test tools and the SimulEval reference
+# scorer (installed without its dependencies: it pins an old tqdm).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+with_tests=0
+for arg in "$@"; do
+  case "$arg" in
+    --test) with_tests=1 ;;
+    *) echo "setup.sh: unknown option '$arg' (use --test)" >&2; exit 2 ;;
+  esac
+done
+
+# Debian packages: Apertium (rule-based baseline MT) and the two SWORD Bible texts.
+debs=(apertium apertium-eng-spa sword-text-web sword-text-sparv)
+missing=()
+for p in "${debs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ]; then sudo=""; elif command -v sudo >/dev/null; then sudo="sudo"; else
+    echo "setup.sh: please install these Debian packages as root: ${missing[*]}" >&2; exit 1
+  fi
+  echo "Installing Debian packages: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+py="${PYTHON:-}"
+if [ -z "$py" ]; then
+  for cand in python3.11 python3.12 python3.10 python3; do
+    if command -v "$cand" >/dev/null; then py="$cand"; break; fi
+  done
+fi
+"$py" -c 'import sys; assert sys.version_info >= (3, 10), "simulpo needs Python >= 3.10"'
+[ -x .venv/bin/python ] || "$py" -m venv .venv
+pip=(.venv/bin/python -m pip install -q --disable-pip-version-check)
+if [ "$with_tests" -eq 1 ]; then
+  "${pip[@]}" -e ".[test]"
+  # SimulEval is the reference our scorers are tested against; --no-deps keeps its
+  # tqdm==4.64.1 pin out of the environment. textgrid is the one import it needs beyond ours.
+  "${pip[@]}" --no-deps "simuleval==1.1.4" "textgrid>=1.5,<2"
+else
+  "${pip[@]}" -e .
+fi
+echo "simulpo is set up in .venv"

@@ -1,0 +1,162 @@
+"""The ``simulpo`` command: one entry point, one subcommand per job.
+
+User errors (:class:`~simulpo.errors.SimulpoError`, bad values) print one line and exit
+with status 2; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from simulpo import __version__
+from simulpo.errors import SimulpoError
+
+
+def _score(args: argparse.Namespace) -> None:
+    from simulpo.metrics.scores import format_scores_table, score_path
+
+    scores = score_path(
+        args.path, output=args.output, latency_unit=args.latency_unit, target_lang=args.target_lang
+    )
+    print(format_scores_table(scores))
+
+
+def _eval(args: argparse.Namespace) -> None:
+    from simulpo.eval.report import update_report
+    from simulpo.eval.runner import evaluate
+    from simulpo.eval.testset import load_test_set
+    from simulpo.policies import build_policy
+    from simulpo.stream.units import default_unit
+    from simulpo.translators import build_translator
+
+    source = args.data or args.source
+    if source is None:
+        raise SimulpoError("give a test set: --source FILE [--reference FILE], or --data FILE.jsonl")
+    segments = load_test_set(source, args.reference)
+    options = {"pair": args.pair} if args.translator == "apertium" else {}
+    policy = build_policy(args.policy, build_translator(args.translator, **options), k=args.k, n=args.n)
+    dataset = args.dataset or Path(source).stem
+    out = Path(args.output)
+    row = evaluate(
+        policy,
+        segments,
+        out / dataset / policy.name,
+        dataset=dataset,
+        chunk_words=args.chunk_words,
+        unit=args.latency_unit or default_unit(args.target_lang),
+        target_lang=args.target_lang,
+        progress=not args.no_progress,
+    )
+    update_report(out / "report.json", [row])
+    _print_rows([row])
+    print(f"wrote {out / dataset / policy.name}/instances.log, scores.json and {out}/report.json")
+
+
+def _plot(args: argparse.Namespace) -> None:
+    from simulpo.eval.plot import plot_quality_latency
+    from simulpo.eval.report import read_report
+
+    rows = [row for path in args.reports for row in read_report(path)]
+    out = plot_quality_latency(rows, args.output, x=args.x, y=args.y)
+    print(f"wrote {out}")
+
+
+def _data(args: argparse.Namespace) -> None:
+    from simulpo.data.build import build_all
+
+    for path in build_all(args.output, seed=args.seed, reorder=args.reorder, bible=not args.no_bible):
+        print(f"wrote {path}")
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from simulpo.demo import run_demo
+
+    rows = run_demo(args.output, quick=args.quick, progress=not args.no_progress)
+    _print_rows(rows)
+
+
+def _print_rows(rows: list[dict]) -> None:
+    from simulpo.eval.report import format_rows_table
+
+    print(format_rows_table(rows))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="simulpo", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"simulpo {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("score", help="score a SimulEval instances.log (latency and quality)")
+    p.add_argument("path", help="an instances.log file, or a directory holding one")
+    p.add_argument("--output", help="where to write scores.json (file or dir; default: beside the log)")
+    _unit_args(p)
+    p.set_defaults(func=_score)
+
+    p = sub.add_parser("eval", help="evaluate a simultaneous policy on a test set")
+    p.add_argument("--source", help="source file, one segment a line")
+    p.add_argument("--reference", help="reference file, one segment a line")
+    p.add_argument("--data", help="JSONL test set with source and reference fields")
+    p.add_argument("--dataset", help="dataset name in the report (default: file stem)")
+    p.add_argument("--policy", default="wait-k", help="wait-k | wait-N | offline | fixed-chunk | local-agreement")
+    p.add_argument("--k", type=int, default=3, help="k of wait-k (source words read before writing)")
+    p.add_argument("--n", type=int, default=2, help="translations that must agree, for local agreement")
+    p.add_argument("--chunk-words", type=int, default=1, help="source words read per turn")
+    p.add_argument("--translator", default="apertium", help="grammar | apertium")
+    p.add_argument("--pair", default="eng-spa", help="Apertium language pair")
+    p.add_argument("--output", default="runs/eval", help="output directory (report.json accumulates rows)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _unit_args(p)
+    p.set_defaults(func=_eval)
+
+    p = sub.add_parser("plot", help="quality–latency plot from one or more report.json files")
+    p.add_argument("reports", nargs="+", help="report.json files or directories holding one")
+    p.add_argument("--output", default="quality_latency.png", help="PNG file to write")
+    p.add_argument("--x", default="LAAL", help="latency metric on the x axis")
+    p.add_argument("--y", default="chrF", help="quality metric on the y axis")
+    p.set_defaults(func=_plot)
+
+    p = sub.add_parser("data", help="bundled corpora")
+    data_sub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    b = data_sub.add_parser("build", help="write the bundled corpora as plain files and JSONL")
+    b.add_argument("--output", default="runs/data", help="output directory")
+    b.add_argument("--seed", type=int, default=0, help="seed of the synthetic pair")
+    b.add_argument("--reorder", type=float, default=1.0, help="synthetic pair's word-order divergence, 0..1")
+    b.add_argument("--no-bible", action="store_true", help="skip the English-Spanish Bible corpus")
+    b.set_defaults(func=_data)
+
+    p = sub.add_parser("demo", help="the main job: data, baselines, report and plot on the embedded default")
+    p.add_argument("--output", default="runs/demo", help="output directory")
+    p.add_argument("--quick", action="store_true", help="small test sets, for a smoke run")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(func=_demo)
+    return parser
+
+
+def _unit_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--latency-unit", choices=["word", "char"], help="target latency unit (default: char for zh/ja, else word)")
+    p.add_argument("--target-lang", help="target language code, picks the BLEU tokenizer (zh, ja, ...)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="%(message)s")
+    try:
+        args.func(args)
+    except SimulpoError as e:
+        if args.debug:
+            raise
+        print(f"simulpo: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("simulpo: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

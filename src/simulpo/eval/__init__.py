@@ -1,0 +1,1 @@
+"""Evaluation: test sets in, instance logs, scores, reports and quality–latency plots out."""

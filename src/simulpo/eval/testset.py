@@ -1,0 +1,112 @@
+"""Reading test sets: a source and a reference file (one segment a line), or one JSONL file.
+
+Every problem is reported as an :class:`~simulpo.errors.InputError` naming the file and
+the line, because a test set with one bad line should be fixed, not half evaluated.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from simulpo.errors import InputError, SimulpoError
+
+#: Longest segment accepted, in whitespace words; longer lines are almost always a
+#: missing line break or a binary file, and would make the quadratic baselines crawl.
+MAX_WORDS = 1000
+
+
+@dataclass(frozen=True)
+class Segment:
+    id: str
+    source: str
+    reference: str | None
+
+
+def read_lines(path: str | Path) -> list[str]:
+    """Lines of a UTF-8 text file, with a clear error for a missing file or bad encoding."""
+    path = Path(path)
+    if not path.is_file():
+        raise SimulpoError(f"{path}: no such file")
+    lines = []
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, 1):
+            try:
+                lines.append(raw.decode("utf-8").rstrip("\r\n"))
+            except UnicodeDecodeError as e:
+                raise InputError(path, f"not valid UTF-8 ({e.reason} at byte {e.start})", number)
+    return lines
+
+
+def _check_text(path: Path, number: int, text: str, what: str) -> str:
+    text = text.strip()
+    if not text:
+        raise InputError(path, f"empty {what}; remove the line or fill it in", number)
+    if len(text.split()) > MAX_WORDS:
+        raise InputError(
+            path, f"{what} has {len(text.split())} words, more than the {MAX_WORDS} allowed", number
+        )
+    return text
+
+
+def load_text_pair(source_path: str | Path, reference_path: str | Path | None) -> list[Segment]:
+    """Segments from a source file and an optional reference file with the same line count."""
+    source_path = Path(source_path)
+    sources = read_lines(source_path)
+    if not sources:
+        raise InputError(source_path, "the file is empty")
+    refs: list[str | None] = [None] * len(sources)
+    if reference_path is not None:
+        reference_path = Path(reference_path)
+        refs = read_lines(reference_path)  # type: ignore[assignment]
+        if len(refs) != len(sources):
+            raise InputError(
+                reference_path,
+                f"{len(refs)} reference lines but {len(sources)} source lines in {source_path}",
+            )
+    return [
+        Segment(
+            str(i),
+            _check_text(source_path, i, src, "source"),
+            None if ref is None else _check_text(Path(reference_path), i, ref, "reference"),
+        )
+        for i, (src, ref) in enumerate(zip(sources, refs), 1)
+    ]
+
+
+def load_jsonl(path: str | Path) -> list[Segment]:
+    """Segments from JSON lines with ``source`` and ``reference`` (or ``target``), and an optional ``id``."""
+    path = Path(path)
+    segments = []
+    for number, line in enumerate(read_lines(path), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InputError(path, f"malformed JSON ({e.msg})", number)
+        if not isinstance(obj, dict) or "source" not in obj:
+            raise InputError(path, 'each line must be an object with a "source" field', number)
+        ref = obj.get("reference", obj.get("target"))
+        segments.append(
+            Segment(
+                str(obj.get("id", number)),
+                _check_text(path, number, str(obj["source"]), "source"),
+                None if ref is None else _check_text(path, number, str(ref), "reference"),
+            )
+        )
+    if not segments:
+        raise InputError(path, "the file holds no segments")
+    return segments
+
+
+def load_test_set(
+    source: str | Path, reference: str | Path | None = None
+) -> list[Segment]:
+    """A test set from ``source`` (+ ``reference``) text files, or from one ``.jsonl`` file."""
+    if str(source).endswith(".jsonl"):
+        if reference is not None:
+            raise SimulpoError("a .jsonl test set holds its references; drop --reference")
+        return load_jsonl(source)
+    return load_text_pair(source, reference)

@@ -1,0 +1,120 @@
+"""The streaming loop: the one place where a source is translated chunk by chunk.
+
+Evaluation, SFT data synthesis and RL rollouts all call :func:`run_stream`. Episodes
+advance in lockstep, one turn at a time, so a policy receives the states of every live
+episode at once and can batch its work (one Apertium call, one batched LLM forward).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from tqdm.auto import tqdm
+
+from simulpo.stream.episode import Episode
+from simulpo.stream.segmenter import Segmenter
+from simulpo.stream.units import check_unit, split_units
+
+
+@dataclass
+class StreamState:
+    """What a policy sees of one episode at one turn.
+
+    ``memory`` belongs to the policy: anything it wants to keep for this episode between
+    turns (the previous hypothesis of local agreement, an LLM's cache handle, ...).
+    """
+
+    episode: Episode
+    turn: int = 0
+    source_read: list[Any] = field(default_factory=list)
+    memory: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def new_chunk(self) -> Any:
+        return self.episode.chunks[self.turn].content
+
+    @property
+    def source_finished(self) -> bool:
+        """True at the last turn: the policy must then write the rest of its translation."""
+        return self.turn == len(self.episode.chunks) - 1
+
+    @property
+    def target(self) -> list[str]:
+        """Target units written so far."""
+        return self.episode.units
+
+    @property
+    def delay(self) -> float:
+        return self.episode.chunks[self.turn].end
+
+
+class Policy(Protocol):
+    """Anything that, given the states of live episodes, writes one piece per episode."""
+
+    name: str
+
+    def act(self, states: Sequence[StreamState]) -> list[str]:
+        """One piece of text per state ("" = wait); at ``source_finished`` the rest of the translation."""
+        ...
+
+
+def run_stream(
+    sources: Sequence[Any],
+    policy: Policy,
+    segmenter: Segmenter,
+    references: Sequence[str | None] | None = None,
+    unit: str = "word",
+    batch_size: int = 256,
+    progress: bool = True,
+    desc: str | None = None,
+) -> list[Episode]:
+    """Translate every source with ``policy``, ``batch_size`` episodes in lockstep."""
+    check_unit(unit)
+    if references is not None and len(references) != len(sources):
+        raise ValueError(f"{len(sources)} sources but {len(references)} references")
+    refs = references if references is not None else [None] * len(sources)
+    episodes = [
+        Episode(i, src, segmenter.split(src), segmenter.source_length(src), ref, unit)
+        for i, (src, ref) in enumerate(zip(sources, refs))
+    ]
+    speech = segmenter.source_unit == "ms"
+    bar = tqdm(total=len(episodes), desc=desc or policy.name, disable=not progress, unit="seg")
+    for start in range(0, len(episodes), batch_size):
+        batch = [StreamState(ep) for ep in episodes[start : start + batch_size]]
+        _run_batch(batch, policy, speech, bar)
+    bar.close()
+    return episodes
+
+
+def _run_batch(states: list[StreamState], policy: Policy, speech: bool, bar: tqdm) -> None:
+    live = [s for s in states if s.episode.chunks]
+    bar.update(len(states) - len(live))  # empty sources: nothing to read, nothing written
+    compute_ms = {id(s): 0.0 for s in live}
+    while live:
+        for s in live:
+            s.source_read.append(s.new_chunk)
+        tic = time.perf_counter()
+        pieces = policy.act(live)
+        # Shared batch time is split evenly: each episode pays its share of computation.
+        share = (time.perf_counter() - tic) * 1000 / len(live)
+        if len(pieces) != len(live):
+            raise RuntimeError(f"policy {policy.name} returned {len(pieces)} pieces for {len(live)} states")
+        for s, piece in zip(live, pieces):
+            compute_ms[id(s)] += share
+            elapsed = s.delay + compute_ms[id(s)] if speech else 0.0
+            s.episode.write(piece, s.delay, elapsed)
+            s.turn += 1
+        done = [s for s in live if s.turn == len(s.episode.chunks)]
+        bar.update(len(done))
+        live = [s for s in live if s.turn < len(s.episode.chunks)]
+
+
+def source_words(state: StreamState) -> list[str]:
+    """All source words read so far (text sources)."""
+    return [w for chunk in state.source_read for w in chunk]
+
+
+__all__ = ["Policy", "StreamState", "run_stream", "source_words", "split_units"]

@@ -1,0 +1,77 @@
+import pytest
+
+from simulpo.errors import ConfigError
+from simulpo.policies import FixedChunk, LocalAgreement, Offline, WaitK, build_policy
+from simulpo.policies.schedules import common_prefix
+from simulpo.stream.loop import run_stream
+from simulpo.stream.segmenter import FixedWords
+
+SOURCE = ["a", "b", "c", "d"]
+
+
+def run(policy, source=SOURCE, m=1):
+    [ep] = run_stream([source], policy, FixedWords(m), progress=False)
+    return ep
+
+
+def test_wait_2_hand_computed(upper):
+    # Read a: 0 allowed. Read b: write A (delay 2). Read c: B (3). Read d (end): C D (4, 4).
+    ep = run(WaitK(upper, 2))
+    assert ep.pieces == ["", "A", "B", "C D"]
+    assert ep.delays == [2, 3, 4, 4]
+
+
+def test_wait_1_is_monotone_word_for_word(upper):
+    assert run(WaitK(upper, 1)).delays == [1, 2, 3, 4]
+
+
+def test_wait_k_longer_than_source_degrades_to_offline(upper):
+    assert run(WaitK(upper, 9)).delays == run(Offline(upper)).delays == [4, 4, 4, 4]
+
+
+def test_wait_k_with_two_word_chunks(upper):
+    # After 2 words wait-2 may write 1 unit; after 4 (the end) everything.
+    ep = run(WaitK(upper, 2), SOURCE + ["e"], m=2)
+    assert ep.pieces == ["A", "B C", "D E"]
+    assert ep.delays == [2, 4, 4, 5, 5]
+
+
+def test_wait_k_never_takes_back_committed_words(reverse):
+    # Re-translation of a prefix disagrees with what was written: later words are appended.
+    ep = run(WaitK(reverse, 1))
+    # prefixes: [A] -> A ; [B A] -> past 1: A ; [C B A] -> past 2: A ; [D C B A] end -> past 3: A
+    assert ep.pieces == ["A", "A", "A", "A"]
+
+
+def test_fixed_chunk_writes_everything_new_each_turn(upper):
+    assert run(FixedChunk(upper), m=2).delays == [2, 2, 4, 4]
+
+
+def test_local_agreement_hand_computed(upper, reverse):
+    ep = run(LocalAgreement(upper, 2))
+    # turn 1: one hypothesis only; turn 2: LCP([A],[A B]) = A; turn 3: B; end: C D.
+    assert ep.pieces == ["", "A", "B", "C D"]
+    ep = run(LocalAgreement(reverse, 2))
+    # consecutive reversed prefixes never agree on a first word: everything waits to the end.
+    assert ep.pieces == ["", "", "", "D C B A"]
+    assert ep.delays == [4, 4, 4, 4]
+
+
+def test_local_agreement_with_three_hypotheses_waits_longer(upper):
+    assert run(LocalAgreement(upper, 3)).pieces == ["", "", "A", "B C D"]
+
+
+def test_common_prefix():
+    assert common_prefix([["a", "b", "c"], ["a", "b"], ["a", "b", "d"]]) == ["a", "b"]
+    assert common_prefix([["x"], ["y"]]) == []
+
+
+def test_build_policy_names(upper):
+    assert build_policy("wait-5", upper).k == 5
+    assert build_policy("wait-k", upper, k=2).name == "wait-2"
+    assert build_policy("offline", upper).name == "offline"
+    assert build_policy("local-agreement", upper, n=3).name == "la-3"
+    with pytest.raises(ConfigError, match="unknown policy"):
+        build_policy("nope", upper)
+    with pytest.raises(ConfigError):
+        WaitK(upper, 0)
