@@ -66,8 +66,10 @@ def _plot(args: argparse.Namespace) -> None:
 
 def _data(args: argparse.Namespace) -> None:
     from simulpo.data.build import build_all
+    from simulpo.data.synthetic import DEFAULT_REORDER
 
-    for path in build_all(args.output, seed=args.seed, reorder=args.reorder, bible=not args.no_bible):
+    reorder = DEFAULT_REORDER if args.reorder is None else args.reorder
+    for path in build_all(args.output, seed=args.seed, reorder=reorder, bible=not args.no_bible):
         print(f"wrote {path}")
 
 
@@ -124,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = data_sub.add_parser("build", help="write the bundled corpora as plain files and JSONL")
     b.add_argument("--output", default="runs/data", help="output directory")
     b.add_argument("--seed", type=int, default=0, help="seed of the synthetic pair")
-    b.add_argument("--reorder", type=float, default=1.0, help="synthetic pair's word-order divergence, 0..1")
+    b.add_argument("--reorder", type=float, default=None, help="synthetic pair's word-order divergence, 0..1 (default: the embedded setting)")
     b.add_argument("--no-bible", action="store_true", help="skip the English-Spanish Bible corpus")
     b.set_defaults(func=_data)
 

@@ -1,0 +1,1 @@
+"""Bundled corpora and synthetic language pairs (see :mod:`simulpo.data.synthetic`)."""
