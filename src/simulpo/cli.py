@@ -37,6 +37,8 @@ def _eval(args: argparse.Namespace) -> None:
         raise SimulpoError("give a test set: --source FILE [--reference FILE], or --data FILE.jsonl")
     segments = load_test_set(source, args.reference)
     options = {"pair": args.pair} if args.translator == "apertium" else {}
+    if args.translator == "grammar" and args.reorder is not None:
+        options = {"reorder": args.reorder}
     policy = build_policy(args.policy, build_translator(args.translator, **options), k=args.k, n=args.n)
     dataset = args.dataset or Path(source).stem
     out = Path(args.output)
@@ -109,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-words", type=int, default=1, help="source words read per turn")
     p.add_argument("--translator", default="apertium", help="grammar | apertium")
     p.add_argument("--pair", default="eng-spa", help="Apertium language pair")
+    p.add_argument("--reorder", type=float, help="grammar translator: the reorder the data was built with")
     p.add_argument("--output", default="runs/eval", help="output directory (report.json accumulates rows)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     _unit_args(p)
