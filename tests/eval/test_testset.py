@@ -10,8 +10,8 @@ def write(path, data: bytes):
 
 
 def test_text_pair_round_trip(tmp_path):
-    src = write(tmp_path / "s.txt", "a b\nc d e\n".encode())
-    ref = write(tmp_path / "r.txt", "x\ny z\n".encode())
+    src = write(tmp_path / "s.txt", b"a b\nc d e\n")
+    ref = write(tmp_path / "r.txt", b"x\ny z\n")
     segs = load_test_set(src, ref)
     assert [(s.source, s.reference) for s in segs] == [("a b", "x"), ("c d e", "y z")]
 

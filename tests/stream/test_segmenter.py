@@ -6,7 +6,7 @@ from simulpo.stream.segmenter import FixedMilliseconds, FixedWords, RandomMerge
 
 
 def test_fixed_words_chunks_and_ends():
-    chunks = FixedWords(2).split("a b c d e".split())
+    chunks = FixedWords(2).split(["a", "b", "c", "d", "e"])
     assert [c.content for c in chunks] == [["a", "b"], ["c", "d"], ["e"]]
     assert [c.end for c in chunks] == [2, 4, 5]
 
