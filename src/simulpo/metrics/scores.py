@@ -1,0 +1,208 @@
+"""Score a set of instances (an ``instances.log``): quality and latency in one dict.
+
+The keys are SimulEval's: ``BLEU``, ``chrF``, ``AL``, ``LAAL``, ``DAL``, ``AP``, ``ATD``,
+``StartOffset``, ``EndOffset``, and ``<metric>_CA`` for the computation-aware variants
+when the log has wall-clock ``elapsed`` times. Values are full-precision floats (SimulEval
+rounds to 3 decimals only when printing).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from simulpo.errors import SimulpoError
+from simulpo.metrics.latency import CA_SUFFIX, latency_scores, pad
+from simulpo.metrics.quality import corpus_bleu, corpus_chrf
+from simulpo.stream.instance_log import InvalidRecord, check_record, log_path, read_instances
+from simulpo.stream.units import check_unit, default_unit
+
+__all__ = [
+    "QUALITY_METRICS",
+    "detect_source_type",
+    "format_scores_table",
+    "reference_length",
+    "score_instances",
+    "score_path",
+]
+
+QUALITY_METRICS = ("BLEU", "chrF")
+SCORES_NAME = "scores.json"
+
+
+def reference_length(reference: str, latency_unit: str) -> int:
+    """The reference length in target units, counted exactly as SimulEval counts it.
+
+    Words: ``len(reference.split(" "))`` (so double spaces add empty "words" and an empty
+    reference has length 1); characters: ``len(reference.strip())`` (inner spaces count,
+    although they are not units of the prediction).
+    """
+    if latency_unit == "word":
+        return reference.count(" ") + 1  # == len(reference.split(" ")), without the list
+    return len(reference.strip())
+
+
+def detect_source_type(records: Sequence[Mapping[str, Any]]) -> str:
+    """'text' when every ``source`` is a string of exactly ``source_length`` words, else 'speech'.
+
+    SimulEval's text logs store the source words joined by spaces and count them in
+    ``source_length``; speech logs store an audio path or description and milliseconds.
+    """
+    for r in records:
+        source = r.get("source")
+        if not isinstance(source, str) or len(source.split()) != r["source_length"]:
+            return "speech"
+    return "text"
+
+
+def _use_elapsed(records: Sequence[Mapping[str, Any]], computation_aware: bool | str) -> bool:
+    present = [r.get("elapsed") for r in records if r.get("elapsed")]
+    if computation_aware == "auto":
+        # SimulEval writes all-zero elapsed times for text input: nothing to measure there.
+        return any(any(x != 0 for x in e) for e in present)
+    if computation_aware is True:
+        if not present:
+            raise SimulpoError(
+                "computation-aware latency needs 'elapsed' times, and these instances have none"
+            )
+        return True
+    if computation_aware is False:
+        return False
+    raise SimulpoError(f"computation_aware must be 'auto', True or False, not {computation_aware!r}")
+
+
+def score_instances(
+    records: Sequence[Mapping[str, Any]],
+    latency_unit: str | None = None,
+    target_lang: str | None = None,
+    computation_aware: bool | str = "auto",
+    *,
+    source_type: str = "auto",
+    use_ref_len: bool = True,
+) -> dict[str, float]:
+    """BLEU, chrF and every latency metric of ``records`` (``instances.log`` dicts).
+
+    ``latency_unit`` defaults to 'char' for zh/ja targets and 'word' otherwise.
+    ``computation_aware``: 'auto' adds the ``*_CA`` keys when some instance has a
+    non-zero ``elapsed`` time; True/False force it. ``source_type`` ('text', 'speech' or
+    'auto', see :func:`detect_source_type`) picks ATD's time conventions.
+    ``use_ref_len=False`` uses prediction instead of reference lengths in AL, LAAL and AP
+    (SimulEval's ``--no-use-ref-len``). Instances with an empty prediction count in
+    BLEU/chrF but are skipped in latency, as in SimulEval.
+    """
+    unit = check_unit(latency_unit or default_unit(target_lang))
+    records = list(records)
+    if not records:
+        raise SimulpoError("there are no instances to score")
+    for i, r in enumerate(records):
+        try:
+            check_record(r, unit, require_reference=True)
+        except InvalidRecord as err:
+            index = r.get("index", i) if isinstance(r, Mapping) else i
+            raise SimulpoError(f"instance {index}: {err}") from None
+    if source_type == "auto":
+        source_type = detect_source_type(records)
+
+    predictions = [r["prediction"] for r in records]
+    references = [r["reference"] for r in records]
+    scores: dict[str, float] = {
+        "BLEU": corpus_bleu(predictions, references, target_lang=target_lang),
+        "chrF": corpus_chrf(predictions, references),
+    }
+
+    delays = pad([r["delays"] for r in records])
+    source_lengths = np.array([r["source_length"] for r in records], dtype=np.float64)
+    target_lengths = (
+        np.array([reference_length(ref, unit) for ref in references], dtype=np.float64)
+        if use_ref_len
+        else None
+    )
+    elapsed = None
+    if _use_elapsed(records, computation_aware):
+        elapsed = pad([r.get("elapsed") or [] for r in records])
+    scores.update(
+        latency_scores(
+            delays, source_lengths, target_lengths, elapsed=elapsed, source_type=source_type
+        )
+    )
+    return {k: float(v) for k, v in scores.items()}
+
+
+def format_scores_table(scores: Mapping[str, float]) -> str:
+    """The scores as an aligned two-column table, computation-aware ones beside their base."""
+    rows = []
+    for name, value in scores.items():
+        if name.endswith(CA_SUFFIX):
+            continue
+        ca = scores.get(name + CA_SUFFIX)
+        rows.append((name, _fmt(value), "" if ca is None else _fmt(ca)))
+    rows += [(k, _fmt(v), "") for k, v in scores.items()
+             if k.endswith(CA_SUFFIX) and k[: -len(CA_SUFFIX)] not in scores]
+    with_ca = any(r[2] for r in rows)
+    header = ("metric", "value", "comp.-aware") if with_ca else ("metric", "value")
+    table = [header] + [r if with_ca else r[:2] for r in rows]
+    widths = [max(len(r[c]) for r in table) for c in range(len(header))]
+    lines = []
+    for k, r in enumerate(table):
+        cells = [r[0].ljust(widths[0])] + [r[c].rjust(widths[c]) for c in range(1, len(r))]
+        lines.append("  ".join(cells).rstrip())
+        if k == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _fmt(value: float) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{value:.3f}"
+
+
+def score_path(
+    path: str | Path,
+    output: str | Path | None = None,
+    latency_unit: str | None = None,
+    target_lang: str | None = None,
+    *,
+    computation_aware: bool | str = "auto",
+    source_type: str = "auto",
+) -> dict[str, float]:
+    """Score an ``instances.log`` (or its directory) and write ``scores.json``.
+
+    The scores go next to the log, or to ``output`` (a file, or a directory to put
+    ``scores.json`` in); the dict is returned. NaN (no instance had any delay) is written
+    as ``null``.
+    """
+    unit = check_unit(latency_unit or default_unit(target_lang))
+    file = log_path(path)
+    records = read_instances(file, latency_unit=unit)
+    scores = score_instances(
+        records, unit, target_lang, computation_aware, source_type=source_type
+    )
+    if output is None:
+        target = file.parent / SCORES_NAME
+    else:
+        out = Path(output)
+        is_dir = out.is_dir() or str(output).endswith((os.sep, "/"))
+        target = out / SCORES_NAME if is_dir else out
+    _write_json(target, {k: None if math.isnan(v) else v for k, v in scores.items()})
+    return scores
+
+
+def _write_json(file: Path, data: Mapping[str, Any]) -> None:
+    file.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f".{file.name}.", suffix=".tmp")
+    try:
+        os.chmod(tmp, 0o644)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, file)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
