@@ -19,7 +19,12 @@ def _score(args: argparse.Namespace) -> None:
     from simulpo.metrics.scores import format_scores_table, score_path
 
     scores = score_path(
-        args.path, output=args.output, latency_unit=args.latency_unit, target_lang=args.target_lang
+        args.path,
+        output=args.output,
+        latency_unit=args.latency_unit,
+        target_lang=args.target_lang,
+        source_type=args.source_type,
+        computation_aware={"auto": "auto", "on": True, "off": False}[args.computation_aware],
     )
     print(format_scores_table(scores))
 
@@ -97,6 +102,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("score", help="score a SimulEval instances.log (latency and quality)")
     p.add_argument("path", help="an instances.log file, or a directory holding one")
     p.add_argument("--output", help="where to write scores.json (file or dir; default: beside the log)")
+    p.add_argument(
+        "--source-type",
+        choices=["auto", "text", "speech"],
+        default="auto",
+        help="text: delays in source words; speech: in ms. Decides ATD's conventions "
+        "(SimulEval's --score-only applies its speech ones even to text logs)",
+    )
+    p.add_argument(
+        "--computation-aware",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="add the *_CA metrics from elapsed times (auto: when some elapsed time is non-zero)",
+    )
     _unit_args(p)
     p.set_defaults(func=_score)
 
