@@ -35,6 +35,9 @@ fi
 "$py" -c 'import sys; assert sys.version_info >= (3, 10), "simulpo needs Python >= 3.10"'
 [ -x .venv/bin/python ] || "$py" -m venv .venv
 pip=(.venv/bin/python -m pip install -q --disable-pip-version-check)
+# torch first and pinned: an unpinned torch (asked for by transformers/accelerate) would pull
+# a multi-GB CUDA build; 2.13.0 resolves to the CPU wheel on these machines.
+.venv/bin/python -c 'import torch' 2>/dev/null || "${pip[@]}" "torch==2.13.0"
 if [ "$with_tests" -eq 1 ]; then
   "${pip[@]}" -e ".[test]"
   # SimulEval is the reference our scorers are tested against; --no-deps keeps its
