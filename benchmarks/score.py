@@ -15,16 +15,11 @@ included. Each time is the best of several runs.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
-import logging
 import platform
 import random
 import sys
 import time
-import types
-import warnings
-from pathlib import Path
 
 import numpy as np
 
@@ -37,6 +32,7 @@ from simulpo.metrics.latency import (
     pad,
 )
 from simulpo.metrics.scores import reference_length
+from simulpo.metrics.simuleval_ref import load_simuleval
 
 METRICS = ("AL", "LAAL", "DAL", "AP")
 
@@ -67,26 +63,6 @@ def synthetic_records(n: int, seed: int = 0) -> list[dict]:
             "source_length": src,
         })
     return records
-
-
-def load_simuleval():
-    """SimulEval's scorer and instance modules (its evaluator package needs pandas; skip it)."""
-    try:
-        import simuleval
-    except ImportError:
-        return None
-    try:
-        importlib.import_module("simuleval.evaluator")
-    except ImportError:
-        bare = types.ModuleType("simuleval.evaluator")
-        bare.__path__ = [str(Path(simuleval.__file__).parent / "evaluator")]
-        sys.modules["simuleval.evaluator"] = bare
-    logging.getLogger("simuleval").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    return types.SimpleNamespace(
-        latency=importlib.import_module("simuleval.evaluator.scorers.latency_scorer"),
-        instance=importlib.import_module("simuleval.evaluator.instance"),
-    )
 
 
 def best_of(repeats: int, fn):

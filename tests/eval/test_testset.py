@@ -34,7 +34,7 @@ def test_mismatched_line_counts_name_both_files(tmp_path):
 
 def test_invalid_utf8_names_the_line(tmp_path):
     src = write(tmp_path / "s.txt", b"ok\n\xff\xfe bad\n")
-    with pytest.raises(InputError, match=r"s\.txt:2: not valid UTF-8"):
+    with pytest.raises(InputError, match=r"s\.txt:2: invalid UTF-8 \(byte 0xff at column 1\)"):
         load_test_set(src)
 
 

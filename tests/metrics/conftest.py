@@ -2,41 +2,21 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-import logging
 import random
-import sys
 import types
-from pathlib import Path
 
 import pytest
 
-
-def load_simuleval() -> types.SimpleNamespace:
-    """SimulEval's scorer and instance modules, without its evaluator's extra dependencies.
-
-    ``simuleval.evaluator/__init__`` imports pandas (only for printing tables); when that
-    is missing the subpackage is registered bare so that its scorer modules still load.
-    """
-    simuleval = pytest.importorskip("simuleval")
-    try:
-        importlib.import_module("simuleval.evaluator")
-    except ImportError:
-        bare = types.ModuleType("simuleval.evaluator")
-        bare.__path__ = [str(Path(simuleval.__file__).parent / "evaluator")]
-        sys.modules["simuleval.evaluator"] = bare
-    logging.getLogger("simuleval").setLevel(logging.ERROR)  # "no delay information. Skipped"
-    return types.SimpleNamespace(
-        latency=importlib.import_module("simuleval.evaluator.scorers.latency_scorer"),
-        quality=importlib.import_module("simuleval.evaluator.scorers.quality_scorer"),
-        instance=importlib.import_module("simuleval.evaluator.instance"),
-    )
+from simulpo.metrics.simuleval_ref import load_simuleval
 
 
 @pytest.fixture(scope="session")
 def simuleval_ref() -> types.SimpleNamespace:
-    return load_simuleval()
+    ref = load_simuleval()
+    if ref is None:
+        pytest.skip("SimulEval is not installed (scripts/setup.sh --test installs it)")
+    return ref
 
 
 WORDS = ["the", "a", "of", "house", "green", "river", "sings", "under", "never", "quickly", "7", ","]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from simulpo.errors import InputError, SimulpoError
+from simulpo.io import read_lines
 
 #: Longest segment accepted, in whitespace words; longer lines are almost always a
 #: missing line break or a binary file, and would make the quadratic baselines crawl.
@@ -22,21 +23,6 @@ class Segment:
     id: str
     source: str
     reference: str | None
-
-
-def read_lines(path: str | Path) -> list[str]:
-    """Lines of a UTF-8 text file, with a clear error for a missing file or bad encoding."""
-    path = Path(path)
-    if not path.is_file():
-        raise SimulpoError(f"{path}: no such file")
-    lines = []
-    with path.open("rb") as f:
-        for number, raw in enumerate(f, 1):
-            try:
-                lines.append(raw.decode("utf-8").rstrip("\r\n"))
-            except UnicodeDecodeError as e:
-                raise InputError(path, f"not valid UTF-8 ({e.reason} at byte {e.start})", number)
-    return lines
 
 
 def _check_text(path: Path, number: int, text: str, what: str) -> str:

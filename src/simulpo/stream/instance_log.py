@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from simulpo.errors import InputError, SimulpoError
+from simulpo.io import atomic_write_text, read_lines
 from simulpo.stream.units import check_unit, split_units
 
 __all__ = [
@@ -158,19 +157,8 @@ def read_instances(
         raise InputError(
             where, f"no {LOG_NAME} in this directory" if where.is_dir() else "no such file"
         )
-    try:
-        data = file.read_bytes()
-    except OSError as err:
-        raise InputError(file, f"cannot read the file ({err.strerror})") from err
     records = []
-    for number, raw in enumerate(data.split(b"\n"), start=1):
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as err:
-            raise InputError(
-                file, f"invalid UTF-8 (byte 0x{raw[err.start]:02x} at column {err.start + 1})",
-                number,
-            ) from err
+    for number, text in enumerate(read_lines(file), start=1):
         if not text.strip():
             continue
         try:
@@ -195,23 +183,11 @@ def write_instances(path: str | Path, records: Iterable[Mapping[str, Any]]) -> P
     reader never sees half a log. Non-ASCII text is written as UTF-8, not escaped.
     """
     file = log_path(path)
-    file.parent.mkdir(parents=True, exist_ok=True)
     lines = []
     for i, record in enumerate(records):
         try:
             lines.append(json.dumps(record, ensure_ascii=False, allow_nan=False))
         except (TypeError, ValueError) as err:
             raise SimulpoError(f"cannot write instance {i} to {file}: {err}") from None
-    mode = file.stat().st_mode & 0o777 if file.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f".{file.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, mode)  # mkstemp makes it private; keep the log readable like any file
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write("".join(line + "\n" for line in lines))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, file)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(file, "".join(line + "\n" for line in lines))
     return file
