@@ -69,6 +69,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import NamedTuple
 
+from simulpo.data.align import monotonize
 from simulpo.errors import ConfigError
 
 #: the default word-order divergence: every verb-final / adjective / adposition rule applies.
@@ -709,26 +710,10 @@ class SyntheticPair:
         }
 
 
-def ideal_delays(alignment: Sequence[tuple[int, int]], tgt_len: int) -> list[int]:
-    """The "ideal wait" oracle: for each target word, the source words that must be read
-    before it can be written.
-
-    Target word j needs ``1 + max`` of the source indices aligned to it; the values are
-    then made non-decreasing (target words are written in order, so a word waits for
-    everything its predecessors waited for), and at least 1 (nothing is written before
-    the first source word). An unaligned target word takes its predecessor's value. The
-    result has the form of SimulEval delays, so an oracle policy writing each word as early
-    as the gold alignment allows has exactly these delays.
-    """
-    need = [0] * tgt_len
-    for i, j in alignment:
-        need[j] = max(need[j], i + 1)
-    delays = []
-    current = 1
-    for x in need:
-        current = max(current, x)
-        delays.append(current)
-    return delays
+#: the "ideal wait" oracle of an alignment (see :func:`simulpo.data.align.monotonize`): for
+#: each target word, the source words to read before it can be written. One implementation,
+#: shared with SFT data synthesis.
+ideal_delays = monotonize
 
 
 def _check_lengths(min_len: int, max_len: int) -> None:
