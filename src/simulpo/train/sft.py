@@ -1,0 +1,859 @@
+"""Supervised fine-tuning on dialogues: loss on the assistant turns only.
+
+A training example is a dialogue in the chat format of :mod:`simulpo.stream.dialogue`
+(JSONL lines ``{"messages": [...]}``): a simultaneous episode (user turn = source chunk,
+assistant turn = piece written, empty = wait) or an offline translation (one turn each).
+It is rendered with the tokenizer's own chat template and the loss covers exactly the
+tokens the model would write at inference: each assistant turn's content and the token
+that closes it. An empty assistant turn still trains its end-of-turn token — that is how
+the model learns to wait.
+
+Training is an ``accelerate`` loop (the same code runs on one CPU or data-parallel under
+``accelerate launch``): length-grouped batches with a token budget and dynamic padding,
+AdamW with warmup and a cosine (or linear) decay, a checkpoint per epoch (and every
+``save_every`` steps) written atomically by :mod:`simulpo.train.checkpoint`. A run
+restarted with ``resume=True`` continues from its last complete checkpoint with the same
+data order and RNG states, so 2 epochs in one go and 1 epoch + kill + resume end with the
+same weights.
+
+Layout of ``out_dir``::
+
+    checkpoints/checkpoint-{step:08d}/   model + tokenizer + optimizer/scheduler/RNG state
+    final/                               the trained model + tokenizer (save_model)
+    train_log.jsonl                      one line per log event (train loss, dev loss, speed);
+                                         a resumed run rewrites it up to its checkpoint
+    result.json                          what train_sft returns
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import re
+import shutil
+import time
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from simulpo.errors import ConfigError, InputError, SimulpoError
+from simulpo.io import atomic_write_json, atomic_write_text, read_lines
+from simulpo.models.lm import save_model
+from simulpo.train.checkpoint import (
+    STATE_FILE,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+)
+
+log = logging.getLogger(__name__)
+
+IGNORE = -100  # the label of a token that takes no loss (PyTorch's cross-entropy default)
+Messages = list[dict[str, str]]
+
+
+def _f(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class SFTConfig:
+    """Hyper-parameters of :func:`train_sft`; the defaults train the tiny embedded model.
+
+    Each field's ``metadata["help"]`` is its one-line help (see :func:`config_help`).
+    """
+
+    lr: float = _f(1e-3, "peak AdamW learning rate (tiny model from scratch; ~1e-4 for LoRA)")
+    epochs: int = _f(1, "passes over the training dialogues")
+    batch_tokens: int = _f(8192, "tokens per micro-batch and process, padding included")
+    grad_accum: int = _f(1, "micro-batches accumulated into one optimizer step")
+    warmup_ratio: float = _f(0.03, "fraction of the steps warming the learning rate up from 0")
+    schedule: str = _f("cosine", "learning-rate decay after warmup: cosine, linear or constant")
+    weight_decay: float = _f(0.01, "AdamW weight decay on matrices and embeddings (not norms)")
+    adam_beta2: float = _f(0.95, "AdamW beta2 (0.95: steadier than 0.999 on short LM runs)")
+    max_grad_norm: float = _f(1.0, "clip the gradient norm to this (0 = no clipping)")
+    max_length: int = _f(1024, "longest dialogue in tokens (<= batch_tokens); see overlong")
+    overlong: str = _f("skip", "dialogues over max_length: skip (logged) or truncate the end")
+    seed: int = _f(0, "seed of the data order (and of torch's RNG when a run starts)")
+    eval_every: int = _f(0, "dev loss every this many steps (0 = at each epoch's end only)")
+    log_every: int = _f(50, "log the running train loss every this many steps (0 = never)")
+    save_every: int = _f(0, "also checkpoint every this many steps (0 = at epoch ends only)")
+    keep_checkpoints: int = _f(2, "checkpoints kept on disk, newest first (0 = keep all)")
+    mixed_precision: str = _f("no", "accelerate mixed precision: no, bf16 or fp16")
+
+    def check(self) -> None:
+        """Raise a ConfigError for an impossible value."""
+        for name in ["lr", "epochs", "batch_tokens", "grad_accum", "max_length"]:
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"SFT {name} must be > 0, got {getattr(self, name)}")
+        nonnegative = ["eval_every", "log_every", "save_every", "keep_checkpoints"]
+        for name in nonnegative + ["weight_decay", "max_grad_norm"]:
+            if getattr(self, name) < 0:
+                raise ConfigError(f"SFT {name} must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ConfigError(f"SFT warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.batch_tokens < self.max_length:
+            raise ConfigError(
+                f"SFT batch_tokens ({self.batch_tokens}) must be >= max_length "
+                f"({self.max_length}) so that every dialogue fits in a batch"
+            )
+        if self.schedule not in ("cosine", "linear", "constant"):
+            raise ConfigError(
+                f"SFT schedule must be cosine, linear or constant, not {self.schedule!r}"
+            )
+        if self.overlong not in ("skip", "truncate"):
+            raise ConfigError(f"SFT overlong must be skip or truncate, not {self.overlong!r}")
+        if self.mixed_precision not in ("no", "bf16", "fp16"):
+            raise ConfigError(
+                f"SFT mixed_precision must be no, bf16 or fp16, not {self.mixed_precision!r}"
+            )
+
+
+def config_help() -> dict[str, str]:
+    """Each SFTConfig field's one-line help (for the CLI and docs)."""
+    return {f.name: f.metadata.get("help", "") for f in fields(SFTConfig)}
+
+
+#: config fields that may change between a run and its resumption (they change no number).
+_RESUMABLE = {"eval_every", "log_every", "save_every", "keep_checkpoints"}
+
+
+# ------------------------------------------------------------------------------ data
+
+
+def load_dialogues(path: str | Path) -> list[Messages]:
+    """The dialogues of a JSONL file, one ``{"messages": [{"role", "content"}, ...]}`` a line."""
+    dialogues = []
+    for number, line in enumerate(read_lines(path), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise InputError(path, f"not valid JSON ({err.msg})", number) from None
+        if not isinstance(record, dict) or not isinstance(record.get("messages"), list):
+            raise InputError(path, 'expected an object {"messages": [...]}', number)
+        try:
+            check_messages(record["messages"])
+        except (TypeError, ValueError) as err:
+            raise InputError(path, str(err), number) from None
+        dialogues.append(record["messages"])
+    return dialogues
+
+
+def check_messages(messages: Any) -> None:
+    """Raise TypeError/ValueError unless ``messages`` is a list of role/content dicts with an
+    assistant turn."""
+    if not isinstance(messages, list) or not messages:
+        raise TypeError("a dialogue must be a non-empty list of messages")
+    for m in messages:
+        if (
+            not isinstance(m, dict)
+            or not isinstance(m.get("role"), str)
+            or not isinstance(m.get("content"), str)
+        ):
+            raise TypeError(f'every message needs a "role" and a "content" string, got {m!r:.80}')
+    if not any(m["role"] == "assistant" for m in messages):
+        raise ValueError("the dialogue has no assistant turn, so nothing to learn from")
+
+
+# The content of assistant turn k is swapped for this marker to find where the template
+# puts it; private-use characters, so no text and no template filter (trim, ...) touch it.
+_MARK = "\ue000{}\ue001"
+_MARK_RE = re.compile("\ue000(\\d+)\ue001")
+
+
+def _render(tokenizer, messages: Messages, **kwargs) -> str:
+    return tokenizer.apply_chat_template(messages, tokenize=False, **kwargs)
+
+
+def assistant_spans(tokenizer, messages: Messages) -> tuple[str, list[tuple[int, int, int]]]:
+    """The rendered dialogue and, per assistant turn, ``(content_start, content_end, turn_end)``
+    character offsets in it (``turn_end``: a bound on where the turn's closing text stops).
+
+    Works for any chat template. The fast way renders the dialogue once more with every
+    assistant content replaced by a marker, and accepts the marker positions only if
+    putting the real contents back gives exactly the real rendering. Templates that
+    rewrite contents (``trim``, ...) fall back to rendering growing prefixes of the
+    dialogue, which needs the template to be append-only (a prefix of the dialogue renders
+    as a prefix of the text — also what KV-cache reuse across turns needs).
+    """
+    text = _render(tokenizer, messages)
+    turns = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
+    spans = _spans_by_markers(tokenizer, messages, text, turns)
+    if spans is None:
+        spans = _spans_by_prefixes(tokenizer, messages, text, turns)
+    return text, spans
+
+
+def _spans_by_markers(
+    tokenizer, messages: Messages, text: str, turns: list[int]
+) -> list[tuple[int, int, int]] | None:
+    marked = [
+        dict(m, content=_MARK.format(i)) if m["role"] == "assistant" else m
+        for i, m in enumerate(messages)
+    ]
+    parts = _MARK_RE.split(_render(tokenizer, marked))  # [text, index, text, index, ..., text]
+    if [int(k) for k in parts[1::2]] != turns:
+        return None
+    pieces, bounds, pos = [], [], 0
+    for j, i in enumerate(turns):
+        content = messages[i]["content"]
+        pos += len(parts[2 * j])
+        bounds.append((pos, pos + len(content)))
+        pos += len(content)
+        pieces += [parts[2 * j], content]
+    pieces.append(parts[-1])
+    if "".join(pieces) != text or any(not p for p in parts[2::2]):
+        return None  # the template rewrites contents, or writes nothing after a turn
+    # A turn's closing text lies between its content and the next assistant content.
+    limits = [s for s, _ in bounds[1:]] + [len(text)]
+    return [(s, e, limit) for (s, e), limit in zip(bounds, limits)]
+
+
+def _spans_by_prefixes(
+    tokenizer, messages: Messages, text: str, turns: list[int]
+) -> list[tuple[int, int, int]]:
+    spans = []
+    for i in turns:
+        content = messages[i]["content"]
+        before = _render(tokenizer, messages[:i])
+        whole = _render(tokenizer, messages[: i + 1])
+        if whole == before:
+            raise SimulpoError(
+                f"the chat template drops assistant turn {i} (content {content!r:.40}), so its "
+                "end of turn cannot be trained; simulpo needs every turn rendered, even empty ones"
+            )
+        probe = _render(tokenizer, messages[:i] + [dict(messages[i], content=_MARK.format(i))])
+        start = probe.find(_MARK.format(i))
+        if start < 0 or text[:start] != probe[:start] or not text.startswith(whole):
+            raise SimulpoError(
+                "the chat template is not append-only (a prefix of a dialogue does not render as "
+                "a prefix of its text); simulpo needs one, for training and for KV-cache reuse"
+            )
+        for candidate in (content, content.strip(), content.lstrip(), content.rstrip()):
+            if text.startswith(candidate, start):
+                end = start + len(candidate)
+                break
+        else:
+            raise SimulpoError(
+                f"cannot find assistant turn {i}'s content where the chat template puts it"
+            )
+        if len(whole) <= end:
+            raise SimulpoError(
+                f"the chat template writes nothing after assistant turn {i}: no end-of-turn token to train"
+            )
+        spans.append((start, end, len(whole)))
+    return spans
+
+
+def tokenize_dialogue(
+    tokenizer, messages: Messages, max_length: int | None = None
+) -> tuple[list[int], list[int]]:
+    """``(input_ids, labels)`` of a dialogue rendered with the tokenizer's chat template.
+
+    ``labels`` is ``input_ids`` on the tokens of each assistant turn's content plus the
+    first token after it (the end-of-turn token, e.g. ``<|im_end|>``; for an empty turn,
+    only that token) and -100 everywhere else (system, user turns, turn headers, the
+    newline after an end-of-turn). Token spans come from the offsets mapping of a fast
+    tokenizer. With ``max_length``, the sequence is cut to its first ``max_length`` tokens.
+    """
+    try:
+        check_messages(messages)
+    except (TypeError, ValueError) as err:
+        raise SimulpoError(str(err)) from None
+    _check_fast(tokenizer)
+    text, spans = assistant_spans(tokenizer, messages)
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids = list(enc["input_ids"])
+    labels = _labels(ids, np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2), spans)
+    if max_length is not None:
+        ids, labels = ids[:max_length], labels[:max_length]
+    return ids, labels
+
+
+def _check_fast(tokenizer) -> None:
+    if not getattr(tokenizer, "is_fast", True):
+        raise SimulpoError(
+            "SFT needs a fast (Rust) tokenizer for its character offsets; load it with "
+            "AutoTokenizer.from_pretrained(path) (use_fast is the default)"
+        )
+
+
+def _labels(ids: list[int], offsets: np.ndarray, spans: list[tuple[int, int, int]]) -> list[int]:
+    """Labels from character spans: the tokens overlapping each content, plus the next token
+    (the end of turn) when it starts before the turn's end; -100 elsewhere."""
+    starts, ends = offsets[:, 0], offsets[:, 1]
+    labels = np.full(len(ids), IGNORE, dtype=np.int64)
+    token_ids = np.asarray(ids, dtype=np.int64)
+    for content_start, content_end, turn_end in spans:
+        # offsets grow with the token index, so both ends are binary searches
+        first = int(np.searchsorted(ends, content_start, side="right"))  # first ending inside
+        close = int(np.searchsorted(starts, content_end, side="left"))  # first after the content
+        last = close if close < len(ids) and starts[close] < turn_end else close - 1
+        labels[first : last + 1] = token_ids[first : last + 1]
+    return labels.tolist()
+
+
+@dataclass
+class TokenizedSet:
+    """Tokenized dialogues: parallel lists of id and label arrays."""
+
+    input_ids: list[np.ndarray]
+    labels: list[np.ndarray]
+    skipped: int = 0  # left out: over max_length (overlong="skip"), or nothing left to learn
+    truncated: int = 0  # cut to max_length (overlong="truncate")
+    _label_counts: np.ndarray | None = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.array([len(x) for x in self.input_ids], dtype=np.int64)
+
+    @property
+    def label_counts(self) -> np.ndarray:
+        """Per example, the tokens that take loss (the first token never does: nothing precedes it)."""
+        if self._label_counts is None:
+            self._label_counts = np.array(
+                [int((y[1:] != IGNORE).sum()) for y in self.labels], dtype=np.int64
+            )
+        return self._label_counts
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha1()
+        for ids, labels in zip(self.input_ids, self.labels):
+            h.update(ids.tobytes())
+            h.update(labels.tobytes())
+        return h.hexdigest()
+
+
+def tokenize_dialogues(
+    tokenizer,
+    dialogues: Sequence[Messages],
+    max_length: int,
+    overlong: str = "skip",
+    name: str = "train",
+) -> TokenizedSet:
+    """Tokenize every dialogue; over-long ones are skipped or truncated (and counted)."""
+    if not dialogues:
+        raise SimulpoError(f"the {name} set has no dialogues")
+    _check_fast(tokenizer)
+    texts, all_spans = [], []
+    for i, messages in enumerate(dialogues):
+        try:
+            check_messages(messages)
+        except (TypeError, ValueError) as err:
+            raise SimulpoError(f"{name} dialogue {i}: {err}") from None
+        text, spans = assistant_spans(tokenizer, messages)
+        texts.append(text)
+        all_spans.append(spans)
+    out = TokenizedSet([], [])
+    unlabelled = 0
+    for start in range(0, len(texts), 1024):  # batched: the fast tokenizer uses every core
+        enc = tokenizer(
+            texts[start : start + 1024], add_special_tokens=False, return_offsets_mapping=True
+        )
+        for ids, offsets, spans in zip(
+            enc["input_ids"], enc["offset_mapping"], all_spans[start : start + 1024]
+        ):
+            labels = _labels(ids, np.asarray(offsets, dtype=np.int64).reshape(-1, 2), spans)
+            if len(ids) > max_length:
+                if overlong == "skip":
+                    out.skipped += 1
+                    continue
+                ids, labels = ids[:max_length], labels[:max_length]
+                out.truncated += 1
+                if all(y == IGNORE for y in labels[1:]):  # cut before any assistant token
+                    unlabelled += 1
+                    continue
+            out.input_ids.append(np.asarray(ids, dtype=np.int64))
+            out.labels.append(np.asarray(labels, dtype=np.int64))
+    if out.skipped or out.truncated:
+        log.warning(
+            "%s set: %d of %d dialogues longer than max_length=%d tokens were %s",
+            name,
+            out.skipped + out.truncated,
+            len(dialogues),
+            max_length,
+            "skipped" if overlong == "skip" else "truncated",
+        )
+    if unlabelled:
+        log.warning(
+            "%s set: %d truncated dialogues kept no assistant token and were skipped",
+            name,
+            unlabelled,
+        )
+        out.skipped += unlabelled
+    if not len(out):
+        raise SimulpoError(
+            f"no {name} dialogue fits in max_length={max_length} tokens; raise max_length"
+        )
+    return out
+
+
+def length_grouped_batches(
+    lengths: np.ndarray, batch_tokens: int, seed: int | None = None, epoch: int = 0
+) -> list[np.ndarray]:
+    """Batches of example indices with at most ``batch_tokens`` tokens once padded.
+
+    Examples are sorted by length (ties broken at random) and packed greedily, so a batch
+    holds dialogues of nearly the same length and padding stays small; the batch order is
+    then shuffled. Everything is drawn from ``(seed, epoch)``: the same epoch always gets
+    the same batches. ``seed=None``: sorted, not shuffled (for evaluation).
+    """
+    if seed is None:
+        order = np.argsort(lengths, kind="stable")
+    else:
+        rng = np.random.default_rng([seed, epoch])
+        order = np.lexsort((rng.random(len(lengths)), lengths))
+    batches, current, longest = [], [], 0
+    for i in order:
+        n = int(lengths[i])
+        if current and max(longest, n) * (len(current) + 1) > batch_tokens:
+            batches.append(np.array(current))
+            current, longest = [], 0
+        current.append(i)
+        longest = max(longest, n)
+    if current:
+        batches.append(np.array(current))
+    if seed is not None:
+        perm = rng.permutation(len(batches))
+        batches = [batches[k] for k in perm]
+    return batches
+
+
+def collate(data: TokenizedSet, indices: np.ndarray, pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded ``input_ids``, ``attention_mask`` and ``labels`` (-100 on padding)."""
+    width = max(len(data.input_ids[i]) for i in indices)
+    ids = np.full((len(indices), width), pad_id, dtype=np.int64)
+    labels = np.full((len(indices), width), IGNORE, dtype=np.int64)
+    mask = np.zeros((len(indices), width), dtype=np.int64)
+    for row, i in enumerate(indices):
+        n = len(data.input_ids[i])
+        ids[row, :n] = data.input_ids[i]
+        labels[row, :n] = data.labels[i]
+        mask[row, :n] = 1
+    return {
+        "input_ids": torch.from_numpy(ids),
+        "attention_mask": torch.from_numpy(mask),
+        "labels": torch.from_numpy(labels),
+    }
+
+
+def label_tokens(data: TokenizedSet, indices: np.ndarray) -> int:
+    """The number of tokens that take loss in these examples."""
+    return int(data.label_counts[indices].sum())
+
+
+def token_loss_sum(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Summed next-token cross-entropy over the labelled tokens of a batch."""
+    logits = model(
+        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
+    ).logits
+    targets = batch["labels"][:, 1:]
+    keep = targets != IGNORE  # only these positions: a fraction of the tokens in dialogues
+    return F.cross_entropy(logits[:, :-1][keep].float(), targets[keep], reduction="sum")
+
+
+@torch.no_grad()
+def evaluate_loss(
+    model, data: TokenizedSet, batch_tokens: int, pad_id: int, accelerator=None
+) -> float:
+    """Mean cross-entropy per labelled token over ``data`` (all processes' shares reduced)."""
+    was_training = model.training
+    model.eval()
+    batches = length_grouped_batches(data.lengths, batch_tokens)
+    rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
+    device = accelerator.device if accelerator else next(model.parameters()).device
+    total = torch.zeros(2, dtype=torch.float64, device=device)
+    for indices in batches[rank::world]:
+        batch = {k: v.to(device) for k, v in collate(data, indices, pad_id).items()}
+        ctx = accelerator.autocast() if accelerator else nullcontext()
+        with ctx:
+            total[0] += token_loss_sum(model, batch).double()
+        total[1] += label_tokens(data, indices)
+    if accelerator is not None and world > 1:
+        total = accelerator.reduce(total, reduction="sum")
+    model.train(was_training)
+    return float(total[0] / total[1].clamp(min=1))
+
+
+# ------------------------------------------------------------------------------ training
+
+
+@dataclass
+class _Plan:
+    """The whole run's batches, fixed in advance so a resumed run replays the same order."""
+
+    epochs: list[list[list[np.ndarray]]]  # epoch -> optimizer step -> this process's micro-batches
+    step_tokens: list[list[int]]  # epoch -> optimizer step -> labelled tokens over all processes
+
+    @property
+    def total_steps(self) -> int:
+        return sum(len(e) for e in self.epochs)
+
+
+def _plan(data: TokenizedSet, config: SFTConfig, rank: int, world: int) -> _Plan:
+    epochs, step_tokens = [], []
+    lengths = data.lengths
+    per_step = world * config.grad_accum
+    for epoch in range(config.epochs):
+        batches = length_grouped_batches(lengths, config.batch_tokens, config.seed, epoch)
+        if world > 1:  # every process needs as many micro-batches: drop the last few
+            batches = batches[: len(batches) // world * world]
+            if not batches:
+                raise SimulpoError(f"too few batches ({world} processes); lower batch_tokens")
+        steps, tokens = [], []
+        for s in range(0, len(batches), per_step):
+            group = batches[s : s + per_step]
+            steps.append(group[rank::world])
+            tokens.append(sum(label_tokens(data, b) for b in group))
+        epochs.append(steps)
+        step_tokens.append(tokens)
+    return _Plan(epochs, step_tokens)
+
+
+def _optimizer(model, config: SFTConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise SimulpoError("the model has no trainable parameters")
+    groups = [
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": config.weight_decay},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+    ]
+    groups = [g for g in groups if g["params"]]
+    betas = (0.9, config.adam_beta2)
+    try:  # the fused kernel: one pass over all parameters, on CPU as on GPU
+        return torch.optim.AdamW(groups, lr=config.lr, betas=betas, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.AdamW(groups, lr=config.lr, betas=betas)
+
+
+def _scheduler(optimizer: torch.optim.Optimizer, config: SFTConfig, total_steps: int):
+    from transformers import get_scheduler
+
+    name = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}[
+        config.schedule
+    ]
+    warmup = int(config.warmup_ratio * total_steps)
+    return get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=total_steps)
+
+
+def train_sft(
+    model,
+    tokenizer,
+    train: Sequence[Messages],
+    dev: Sequence[Messages] | None = None,
+    config: SFTConfig | None = None,
+    out_dir: str | Path = "runs/sft",
+    resume: bool = True,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Fine-tune ``model`` on the assistant turns of ``train``; return the final losses.
+
+    The model is trained in place and saved to ``out_dir/final``. With ``resume=True`` a
+    run finds its last complete checkpoint in ``out_dir/checkpoints`` and goes on from
+    there (the data and config must be the same); ``resume=False`` deletes old
+    checkpoints and starts over. Returns ``{"train_loss", "dev_loss", "steps", "epochs",
+    "tokens_per_s", "final_dir", ...}`` (losses: mean cross-entropy per labelled token
+    over the last epoch; ``dev_loss`` None without a dev set).
+    """
+    from accelerate import Accelerator
+
+    config = config or SFTConfig()
+    config.check()
+    out_dir = Path(out_dir)
+    accelerator = Accelerator(mixed_precision=config.mixed_precision)
+    world = accelerator.num_processes
+    pad_id = (
+        tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    )
+
+    train_set = tokenize_dialogues(tokenizer, train, config.max_length, config.overlong, "train")
+    dev_set = (
+        tokenize_dialogues(tokenizer, dev, config.max_length, config.overlong, "dev")
+        if dev
+        else None
+    )
+    plan = _plan(train_set, config, accelerator.process_index, world)
+
+    optimizer = _optimizer(model, config)
+    scheduler = _scheduler(optimizer, config, plan.total_steps)
+    # The scheduler stays out of prepare(): accelerate would step it once per process.
+    model, optimizer = accelerator.prepare(model, optimizer)
+    unwrapped = accelerator.unwrap_model(model)
+    run = _Run(accelerator, unwrapped, tokenizer, optimizer, scheduler, config, out_dir)
+    run.start(train_set.fingerprint(), resume)
+
+    def dev_loss() -> float | None:
+        if dev_set is None:
+            return None
+        return evaluate_loss(run.model, dev_set, config.batch_tokens, pad_id, accelerator)
+
+    state = run.state
+    bar = tqdm(
+        total=plan.total_steps,
+        initial=state["step"],
+        desc="sft",
+        unit="step",
+        disable=not progress or not accelerator.is_main_process,
+    )
+    run.bar = bar
+    model.train()
+    clock = {"time": 0.0, "tokens": 0}
+    window = [0.0, 0]  # summed loss and labelled tokens since the last log line
+    for epoch in range(state["epoch"], config.epochs):
+        steps = plan.epochs[epoch]
+        for s in range(state["step_in_epoch"], len(steps)):
+            tic = time.perf_counter()
+            labelled = plan.step_tokens[epoch][s]  # over all processes
+            loss_sum, tokens = _train_step(
+                model, accelerator, train_set, steps[s], labelled, pad_id, config.max_grad_norm
+            )
+            if not math.isfinite(loss_sum):
+                bar.close()
+                last = latest_checkpoint(run.ckpt_dir)
+                raise SimulpoError(
+                    f"the training loss (or its gradient) became NaN or infinite at step "
+                    f"{state['step'] + 1} (epoch {epoch + 1}); stopped without applying that step. The last good "
+                    f"checkpoint is {last or 'none (none was written yet)'}. Lower the learning "
+                    f"rate (now {config.lr}) or check the data."
+                )
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            clock["time"] += time.perf_counter() - tic
+            clock["tokens"] += tokens
+            state["step"] += 1
+            state["step_in_epoch"] = s + 1
+            state["epoch_loss"] += loss_sum
+            state["epoch_tokens"] += labelled
+            window[0] += loss_sum
+            window[1] += labelled
+            speed = clock["tokens"] / clock["time"]
+            bar.update(1)
+            if state["step"] % 10 == 0 or s == len(steps) - 1:
+                bar.set_postfix(loss=f"{window[0] / max(window[1], 1):.3f}", tok_s=f"{speed:.0f}")
+            if config.log_every and state["step"] % config.log_every == 0:
+                train_loss, lr = window[0] / max(window[1], 1), scheduler.get_last_lr()[0]
+                run.record(
+                    step=state["step"],
+                    epoch=epoch + 1,
+                    train_loss=train_loss,
+                    lr=lr,
+                    tokens_per_s=speed,
+                )
+                if bar.disable:  # the bar shows the loss already
+                    run.say(
+                        f"step {state['step']}  loss {train_loss:.4f}  lr {lr:.2e}  {speed:.0f} tok/s"
+                    )
+                window = [0.0, 0]
+            if dev_set is not None and config.eval_every and state["step"] % config.eval_every == 0:
+                loss = dev_loss()
+                run.record(step=state["step"], epoch=epoch + 1, dev_loss=loss)
+                run.say(f"step {state['step']}: dev loss {loss:.4f}")
+            if config.save_every and state["step"] % config.save_every == 0 and s < len(steps) - 1:
+                run.checkpoint()
+        # end of epoch: its mean train loss, the dev loss, a checkpoint at the next epoch's start
+        train_loss, loss = state["epoch_loss"] / max(state["epoch_tokens"], 1), dev_loss()
+        run.record(
+            step=state["step"],
+            epoch=epoch + 1,
+            epoch_train_loss=train_loss,
+            **({"dev_loss": loss} if loss is not None else {}),
+        )
+        run.say(
+            f"epoch {epoch + 1}/{config.epochs}: train loss {train_loss:.4f}"
+            + (f", dev loss {loss:.4f}" if loss is not None else "")
+        )
+        state.update(
+            epoch=epoch + 1,
+            step_in_epoch=0,
+            epoch_loss=0.0,
+            epoch_tokens=0,
+            last_train_loss=train_loss,
+            last_dev_loss=loss,
+        )
+        run.checkpoint()
+    bar.close()
+
+    final_dir = out_dir / "final"
+    if accelerator.is_main_process:
+        save_model(run.model, tokenizer, final_dir)
+    accelerator.wait_for_everyone()
+    result = {
+        "train_loss": state.get("last_train_loss"),
+        "dev_loss": state.get("last_dev_loss"),
+        "steps": state["step"],
+        "epochs": config.epochs,
+        "train_dialogues": len(train_set),
+        "skipped": train_set.skipped,
+        "truncated": train_set.truncated,
+        # None when nothing was trained now (a finished run, resumed)
+        "tokens_per_s": clock["tokens"] * world / clock["time"] if clock["time"] else None,
+        "final_dir": str(final_dir),
+    }
+    if accelerator.is_main_process:
+        atomic_write_json(out_dir / "result.json", result)
+    return result
+
+
+def _train_step(
+    model,
+    accelerator,
+    data: TokenizedSet,
+    micro_batches,
+    step_tokens: int,
+    pad_id: int,
+    max_norm: float,
+) -> tuple[float, int]:
+    """Forward and backward over one optimizer step's micro-batches, then clip the gradient.
+
+    Returns the loss summed over the step's labelled tokens on every process (NaN if the
+    loss or the gradient went bad anywhere, so all processes stop together) and the
+    tokens this process read.
+    """
+    world = accelerator.num_processes
+    loss_sum, tokens = 0.0, 0
+    for j, indices in enumerate(micro_batches):
+        batch = {k: v.to(accelerator.device) for k, v in collate(data, indices, pad_id).items()}
+        # Gradients are synchronized once per optimizer step, on its last micro-batch.
+        sync = nullcontext() if j == len(micro_batches) - 1 else accelerator.no_sync(model)
+        with sync:
+            with accelerator.autocast():
+                loss = token_loss_sum(model, batch)
+            # Every token weighs the same whatever its batch: the sum over all the step's
+            # tokens (DDP then averages the processes' gradients, hence * world).
+            accelerator.backward(loss * world / max(step_tokens, 1))
+        loss_sum += loss.item()
+        tokens += int(batch["attention_mask"].sum())
+    if world > 1:
+        total = torch.tensor([loss_sum], dtype=torch.float64, device=accelerator.device)
+        loss_sum = float(accelerator.reduce(total, reduction="sum"))
+    if max_norm > 0:
+        norm = accelerator.clip_grad_norm_(model.parameters(), max_norm)
+        if not torch.isfinite(norm):
+            loss_sum = float("nan")
+    return loss_sum, tokens
+
+
+class _Run:
+    """The bookkeeping of one SFT run: its state, checkpoints, log file and messages."""
+
+    def __init__(
+        self, accelerator, model, tokenizer, optimizer, scheduler, config, out_dir: Path
+    ) -> None:
+        self.accelerator, self.model, self.tokenizer = accelerator, model, tokenizer
+        self.optimizer, self.scheduler, self.config = optimizer, scheduler, config
+        self.out_dir, self.ckpt_dir = out_dir, out_dir / "checkpoints"
+        self.config_dict = {k: v for k, v in asdict(config).items() if k not in _RESUMABLE}
+        self.state: dict[str, Any] = {
+            "step": 0,
+            "epoch": 0,
+            "step_in_epoch": 0,
+            "epoch_loss": 0.0,
+            "epoch_tokens": 0,
+        }
+        self.history: list[dict[str, Any]] = []
+        self.fingerprint = ""
+        self.bar = None
+
+    @property
+    def main(self) -> bool:
+        return self.accelerator.is_main_process
+
+    def start(self, fingerprint: str, resume: bool) -> None:
+        """Resume from the last complete checkpoint, or start afresh (deleting old ones)."""
+        self.fingerprint = fingerprint
+        found = latest_checkpoint(self.ckpt_dir)
+        if found is not None and not resume:
+            if self.main:
+                n = len(list_checkpoints(self.ckpt_dir))
+                log.warning("resume=False: deleting %d old checkpoints in %s", n, self.ckpt_dir)
+                shutil.rmtree(self.ckpt_dir, ignore_errors=True)
+            self.accelerator.wait_for_everyone()
+            found = None
+        if found is not None:
+            saved = json.loads((found / STATE_FILE).read_text(encoding="utf-8"))
+            _check_resumable(saved, self.config_dict, fingerprint, found)
+            state = load_checkpoint(found, self.model, self.optimizer, self.scheduler)
+            self.history = state.pop("history", [])
+            for key in ("extra", "path", "config", "fingerprint"):
+                state.pop(key, None)
+            self.state = state
+            log.info(
+                "resuming from %s (step %d, epoch %d)", found, state["step"], state["epoch"] + 1
+            )
+        else:
+            torch.manual_seed(self.config.seed)
+        if self.main:  # the log holds what the checkpoint knows, nothing after it
+            text = "".join(json.dumps(e) + "\n" for e in self.history)
+            atomic_write_text(self.out_dir / "train_log.jsonl", text)
+
+    def checkpoint(self) -> None:
+        if self.main:
+            state = dict(
+                self.state,
+                config=self.config_dict,
+                fingerprint=self.fingerprint,
+                history=self.history,
+            )
+            save_checkpoint(
+                self.ckpt_dir,
+                self.model,
+                state,
+                self.optimizer,
+                self.scheduler,
+                self.tokenizer,
+                keep=self.config.keep_checkpoints,
+            )
+        self.accelerator.wait_for_everyone()
+
+    def record(self, **event: Any) -> None:
+        self.history.append(event)
+        if self.main:
+            with open(self.out_dir / "train_log.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps(event) + "\n")
+
+    def say(self, message: str) -> None:
+        if self.main:
+            (self.bar.write if self.bar is not None and not self.bar.disable else log.info)(message)
+
+
+def _check_resumable(
+    saved: dict[str, Any], config: dict[str, Any], fingerprint: str, path: Path
+) -> None:
+    hint = "use another out_dir, or resume=False to start over"
+    if saved.get("fingerprint") != fingerprint:
+        raise SimulpoError(f"{path} was written for other training data; {hint}")
+    changed = [k for k in config if saved.get("config", {}).get(k) != config[k]]
+    if changed:
+        was = ", ".join(
+            f"{k}={saved.get('config', {}).get(k)!r} (now {config[k]!r})" for k in changed
+        )
+        raise SimulpoError(f"{path} was written with another config: {was}; {hint}")
+
+
+__all__ = [
+    "SFTConfig",
+    "assistant_spans",
+    "config_help",
+    "evaluate_loss",
+    "length_grouped_batches",
+    "load_dialogues",
+    "tokenize_dialogue",
+    "tokenize_dialogues",
+    "train_sft",
+]
