@@ -1,9 +1,13 @@
 """``simulpo demo``: the main job on the embedded default, end to end on 2 CPU cores.
 
-Builds the bundled data, then evaluates the classic baselines — wait-k (k = 1, 3, 5, 7),
-local agreement and offline — over a real translator per test set: the grammar's
-rule-based gold translator on the synthetic pair, Apertium on the Bible. Writes each
-system's instance log and scores, ``report.json`` and a quality–latency plot.
+1. The text recipe (``simulpo.pipeline``, ``configs/demo-text.yaml``): bundled data, a BPE
+   tokenizer, a tiny LM trained from scratch as the offline translator, SFT dialogues
+   synthesized by align → monotonize → group by chunk, and the SFT simultaneous policy;
+   evaluated on the synthetic test set as rows ``sft``, ``wait-k`` (k = 1, 3, 5, 7, over
+   the offline LM) and ``offline``.
+2. Classic baselines on the Bible test set over Apertium: ``wait-k``, ``la-2``, ``offline``.
+
+Writes each system's instance log and scores, ``report.json`` and ``quality_latency.png``.
 """
 
 from __future__ import annotations
@@ -11,42 +15,57 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from simulpo.data.build import build_all
+from simulpo.config import load_config
 from simulpo.eval.plot import plot_quality_latency
 from simulpo.eval.report import Row, update_report
 from simulpo.eval.runner import evaluate
 from simulpo.eval.testset import load_test_set
+from simulpo.pipeline import TextRecipe, TextRun, run_text_recipe
 from simulpo.policies import LocalAgreement, Offline, WaitK
 from simulpo.translators import build_translator
 
 log = logging.getLogger(__name__)
 
 WAIT_KS = (1, 3, 5, 7)
-#: Segments per test set with ``--quick`` (a smoke run for tests and impatient users).
+#: ``--quick``: a smoke run of every step in about a minute (numbers mean nothing).
+QUICK_OVERRIDES = [
+    "data.train=300",
+    "model.hidden_size=32",
+    "model.num_layers=1",
+    "model.num_heads=2",
+    "model.vocab_size=400",
+    "eval.test_segments=8",
+    "eval.wait_ks=[3]",
+    "eval.max_new_tokens=24",
+    "eval.max_piece_tokens=6",
+]
 QUICK_SEGMENTS = 40
 
 
-def run_demo(out: str | Path = "runs/demo", quick: bool = False, progress: bool = True) -> list[Row]:
-    """Run the demo into ``out``; returns the report rows."""
-    out = Path(out)
-    data = out / "data"
-    log.info("Building the bundled corpora in %s ...", data)
-    build_all(data, synthetic_sizes={"train": 200, "dev": 50, "test": 200} if quick else None)
-    test_sets = [
-        ("synthetic", data / "synthetic" / "test.jsonl", build_translator("grammar"), None),
-        ("bible", data / "bible" / "test.jsonl", build_translator("apertium"), "es"),
+def apertium_rows(run: TextRun, quick: bool, progress: bool) -> list[Row]:
+    """Wait-k, local agreement and offline over Apertium on the Bible test set."""
+    translator = build_translator("apertium")
+    segments = load_test_set(run.data / "bible" / "test.jsonl")
+    if quick:
+        segments = segments[:QUICK_SEGMENTS]
+    policies = [*(WaitK(translator, k) for k in WAIT_KS), LocalAgreement(translator), Offline(translator)]
+    return [
+        evaluate(p, segments, run.root / "bible" / p.name, "bible", target_lang="es", progress=progress)
+        for p in policies
     ]
-    rows: list[Row] = []
-    for dataset, path, translator, lang in test_sets:
-        segments = load_test_set(path)
-        if quick:
-            segments = segments[:QUICK_SEGMENTS]
-        policies = [*(WaitK(translator, k) for k in WAIT_KS), LocalAgreement(translator), Offline(translator)]
-        for policy in policies:
-            rows.append(
-                evaluate(policy, segments, out / dataset / policy.name, dataset, target_lang=lang, progress=progress)
-            )
-    update_report(out / "report.json", rows)
-    plot = plot_quality_latency(rows, out / "quality_latency.png", title="simulpo demo: baselines")
-    log.info("Wrote %s and %s.", out / "report.json", plot)
+
+
+def run_demo(
+    out: str | Path = "runs/demo", quick: bool = False, progress: bool = True,
+    config: str | Path | None = None, overrides: list[str] | None = None,
+) -> list[Row]:
+    """Run the demo into ``out``; returns the report rows."""
+    recipe = load_config(TextRecipe, config, (QUICK_OVERRIDES if quick else []) + list(overrides or []))
+    run = TextRun(Path(out))
+    rows = run_text_recipe(recipe, run.root, progress)
+    if recipe.data.bible:
+        rows += apertium_rows(run, quick, progress)
+    update_report(run.root / "report.json", rows)
+    plot = plot_quality_latency(rows, run.root / "quality_latency.png", title="simulpo demo")
+    log.info("Wrote %s and %s.", run.root / "report.json", plot)
     return rows

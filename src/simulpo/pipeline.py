@@ -1,0 +1,227 @@
+"""The text recipe of the embedded default: data → tokenizer → offline LM → SFT data → SFT policy → eval.
+
+Every step writes its result under one run directory and is skipped when that result is
+already there, so a killed run started again goes on where it stopped (training steps
+also resume from their own checkpoints). ``configs/demo-text.yaml`` is the demo's recipe,
+``configs/full-text.yaml`` a longer one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from simulpo.data.build import build_all
+from simulpo.data.sft_synthesis import offline_dialogues, read_jsonl, synthesize, write_jsonl
+from simulpo.eval.report import Row
+from simulpo.eval.runner import evaluate
+from simulpo.eval.testset import Segment, load_test_set
+from simulpo.io import read_lines
+from simulpo.train.sft import SFTConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DataConfig:
+    seed: int = 0  # seed of the synthetic pair
+    reorder: float = 1.0  # word-order divergence of the synthetic pair, 0..1
+    train: int = 20000  # synthetic training sentences
+    bible: bool = True  # also build the Bible corpus (for the Apertium baseline rows)
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "qwen2"  # qwen2 or llama (a standard transformers architecture)
+    vocab_size: int = 2000  # BPE vocabulary trained on the synthetic training data
+    hidden_size: int = 192
+    num_layers: int = 4
+    num_heads: int = 4
+    seed: int = 0
+
+
+@dataclass
+class SynthesisConfig:
+    aligner: str = "eflomal"  # eflomal (statistical, as the papers) or gold (the grammar's links)
+    c_min: int = 1  # a chunk merges c consecutive source words, c uniform in [c_min, c_max]
+    c_max: int = 12
+    copies: int = 1  # segmentations per training sentence
+    seed: int = 0
+
+
+@dataclass
+class EvalConfig:
+    chunk_words: int = 1  # source words read per turn at test time
+    wait_ks: list[int] = field(default_factory=lambda: [1, 3, 5, 7])
+    test_segments: int = 0  # evaluate the first N test segments (0 = all)
+    max_piece_tokens: int = 32  # token budget of one assistant piece before the source ends
+    max_new_tokens: int = 160  # token budget of a whole translation (last piece, offline output)
+
+
+@dataclass
+class TextRecipe:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    synthesis: SynthesisConfig = field(default_factory=SynthesisConfig)
+    offline: SFTConfig = field(default_factory=SFTConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+@dataclass
+class TextRun:
+    """Where a text run keeps its artefacts."""
+
+    root: Path
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def tokenizer(self) -> Path:
+        return self.root / "tokenizer"
+
+    @property
+    def offline(self) -> Path:
+        return self.root / "offline"
+
+    @property
+    def sft_data(self) -> Path:
+        return self.root / "sft_data"
+
+    @property
+    def sft(self) -> Path:
+        return self.root / "sft"
+
+    def synthetic(self, split: str) -> Path:
+        return self.data / "synthetic" / f"{split}.jsonl"
+
+
+def build_data(recipe: TextRecipe, run: TextRun) -> None:
+    if (run.data / "manifest.json").exists():
+        return
+    d = recipe.data
+    build_all(
+        run.data, seed=d.seed, reorder=d.reorder, bible=d.bible,
+        synthetic_sizes={"train": d.train, "dev": 500, "test": 500},
+    )
+
+
+def train_tokenizer_step(recipe: TextRecipe, run: TextRun):
+    from transformers import AutoTokenizer
+
+    from simulpo.models.tokenizer import train_tokenizer
+
+    if (run.tokenizer / "tokenizer.json").exists():
+        return AutoTokenizer.from_pretrained(str(run.tokenizer))
+    train = load_test_set(run.synthetic("train"))
+    texts = [t for s in train for t in (s.source, s.reference)]
+    return train_tokenizer(texts, recipe.model.vocab_size, run.tokenizer)
+
+
+def _fresh_model(recipe: TextRecipe, tokenizer):
+    from simulpo.models.lm import build_tiny_lm
+
+    m = recipe.model
+    return build_tiny_lm(tokenizer, m.arch, m.hidden_size, m.num_layers, m.num_heads, seed=m.seed)
+
+
+def _train(recipe: TextRecipe, tokenizer, train, dev, config: SFTConfig, out: Path, progress: bool):
+    from simulpo.models.lm import load_model
+    from simulpo.train.sft import train_sft
+
+    final = out / "final"
+    if not (final / "config.json").exists():
+        train_sft(_fresh_model(recipe, tokenizer), tokenizer, train, dev, config, out, progress=progress)
+    return load_model(final)
+
+
+def train_offline_step(recipe: TextRecipe, run: TextRun, tokenizer, progress: bool = True):
+    """The offline translator: the tiny LM fine-tuned on whole sentence pairs."""
+    splits = {s: load_test_set(run.synthetic(s)) for s in ("train", "dev")}
+    train, dev = (
+        [d["messages"] for d in offline_dialogues([x.source for x in v], [x.reference for x in v])]
+        for v in splits.values()
+    )
+    return _train(recipe, tokenizer, train, dev, recipe.offline, run.offline, progress)
+
+
+def synthesize_step(recipe: TextRecipe, run: TextRun, progress: bool = True) -> dict[str, Path]:
+    """Simultaneous SFT dialogues: reference → align → monotonize → group by (merged) chunks."""
+    s = recipe.synthesis
+    paths = {}
+    for split in ("train", "dev"):
+        path = paths[split] = run.sft_data / f"{split}.jsonl"
+        if path.exists():
+            continue
+        records = [json.loads(line) for line in read_lines(run.synthetic(split)) if line]
+        alignments = None
+        if s.aligner == "gold":
+            alignments = [
+                [tuple(map(int, link.split("-"))) for link in r["alignment"].split()] for r in records
+            ]
+        elif s.aligner != "eflomal":
+            raise ValueError(f"unknown aligner {s.aligner!r}; use eflomal or gold")
+        dialogues = synthesize(
+            [r["source"] for r in records],
+            [r["reference"] for r in records],
+            alignments=alignments,
+            c_min=s.c_min,
+            c_max=s.c_max,
+            seed=s.seed,
+            copies=s.copies,
+            progress=progress,
+        )
+        write_jsonl(path, dialogues)
+    return paths
+
+
+def train_policy_step(recipe: TextRecipe, run: TextRun, tokenizer, progress: bool = True):
+    paths = synthesize_step(recipe, run, progress)
+    train, dev = ([d["messages"] for d in read_jsonl(paths[s])] for s in ("train", "dev"))
+    return _train(recipe, tokenizer, train, dev, recipe.sft, run.sft, progress)
+
+
+def evaluate_llm_rows(
+    recipe: TextRecipe, run: TextRun, policy_model, offline_model, tokenizer, out: Path, progress: bool
+) -> list[Row]:
+    """Rows ``sft``, ``wait-k`` (over the offline LM) and ``offline`` on the synthetic test set."""
+    from simulpo.policies import Offline, WaitK
+    from simulpo.policies.llm import LLMPolicy
+    from simulpo.translators.llm import LLMTranslator
+
+    e = recipe.eval
+    segments: list[Segment] = load_test_set(run.synthetic("test"))
+    if e.test_segments:
+        segments = segments[: e.test_segments]
+    translator = LLMTranslator(offline_model, tokenizer, max_new_tokens=e.max_new_tokens)
+    policies = [
+        LLMPolicy(
+            policy_model, tokenizer, max_piece_tokens=e.max_piece_tokens,
+            max_final_tokens=e.max_new_tokens, name="sft",
+        ),
+        *(WaitK(translator, k) for k in e.wait_ks),
+        Offline(translator),
+    ]
+    return [
+        evaluate(p, segments, out / "synthetic" / p.name, "synthetic", e.chunk_words, progress=progress)
+        for p in policies
+    ]
+
+
+def run_text_recipe(recipe: TextRecipe, root: str | Path, progress: bool = True) -> list[Row]:
+    """All steps of the text recipe under ``root``; returns the LLM report rows."""
+    run = TextRun(Path(root))
+    log.info("[1/5] data → %s", run.data)
+    build_data(recipe, run)
+    log.info("[2/5] tokenizer → %s", run.tokenizer)
+    tokenizer = train_tokenizer_step(recipe, run)
+    log.info("[3/5] offline translator → %s", run.offline)
+    offline_model, _ = train_offline_step(recipe, run, tokenizer, progress)
+    log.info("[4/5] SFT data and simultaneous policy → %s", run.sft)
+    policy_model, _ = train_policy_step(recipe, run, tokenizer, progress)
+    log.info("[5/5] evaluation")
+    return evaluate_llm_rows(recipe, run, policy_model, offline_model, tokenizer, run.root, progress)
