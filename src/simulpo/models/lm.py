@@ -239,7 +239,7 @@ def save_model(
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if merge_lora and _is_peft(model):
+    if merge_lora and is_peft(model):
         model = copy.deepcopy(model).merge_and_unload()
 
     def write(tmp: Path) -> None:
@@ -264,7 +264,7 @@ def quiet_progress():
             hf_logging.enable_progress_bar()
 
 
-def _is_peft(model) -> bool:
+def is_peft(model) -> bool:
     try:
         from peft import PeftModel
     except ImportError:  # pragma: no cover - peft is a dependency

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from simulpo.errors import SimulpoError
-from simulpo.models.lm import atomic_write_dir, quiet_progress
+from simulpo.models.lm import atomic_write_dir, is_peft, quiet_progress
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ def load_weights(model, path: str | Path) -> None:
     from safetensors.torch import load_file
 
     path = Path(path)
-    if _is_peft(model):
+    if is_peft(model):
         from peft import set_peft_model_state_dict
 
         adapter = path / "adapter_model.safetensors"
@@ -181,14 +181,6 @@ def load_weights(model, path: str | Path) -> None:
             f"{path}: the checkpoint does not fit the model (missing {untied[:3]}, "
             f"unexpected {unexpected[:3]}); was it written for another architecture? ({err})"
         ) from err
-
-
-def _is_peft(model) -> bool:
-    try:
-        from peft import PeftModel
-    except ImportError:  # pragma: no cover - peft is a dependency
-        return False
-    return isinstance(model, PeftModel)
 
 
 def _remove_leftovers(directory: Path) -> None:
