@@ -48,3 +48,12 @@ def test_bad_override_and_missing_file(tmp_path):
         load_config(Outer, None, ["seed"])
     with pytest.raises(Exception, match="no such config file"):
         load_config(Outer, tmp_path / "nope.yaml")
+
+
+def test_demo_recipe_file_spells_out_the_embedded_defaults():
+    from pathlib import Path
+
+    from simulpo.pipeline import TextRecipe
+
+    recipe = Path(__file__).parents[1] / "configs" / "demo-text.yaml"
+    assert load_config(TextRecipe, recipe) == TextRecipe()
