@@ -57,3 +57,12 @@ def test_demo_recipe_file_spells_out_the_embedded_defaults():
 
     recipe = Path(__file__).parents[1] / "configs" / "demo-text.yaml"
     assert load_config(TextRecipe, recipe) == TextRecipe()
+
+
+def test_partial_section_keeps_the_parents_defaults_for_that_section():
+    @dataclass
+    class Parent:
+        inner: Inner = field(default_factory=lambda: Inner(lr=5.0, epochs=7))
+
+    cfg = load_config(Parent, None, ["inner.epochs=2"])
+    assert cfg.inner == Inner(lr=5.0, epochs=2)

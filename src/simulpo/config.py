@@ -21,8 +21,14 @@ from simulpo.errors import ConfigError, SimulpoError
 T = TypeVar("T")
 
 
-def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "") -> T:
-    """Build dataclass ``cls`` from a (nested) mapping, checking keys and types."""
+def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "", base: T | None = None) -> T:
+    """Dataclass ``cls`` from a (nested) mapping, checking keys and types.
+
+    Values not in ``data`` come from ``base`` (default: ``cls()``), field by field and at
+    every depth, so a recipe that sets one field of a section keeps the section's other
+    defaults — including defaults that differ from the nested class's own.
+    """
+    base = cls() if base is None else base
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where or cls.__name__}: expected a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
@@ -33,14 +39,17 @@ def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "") -> T:
             f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(repr(k) for k in unknown)} in "
             f"{where or cls.__name__}; known: {', '.join(fields)}"
         )
-    values = {name: _convert(hints[name], value, f"{where}{name}") for name, value in data.items()}
-    return cls(**values)
+    values = {
+        name: _convert(hints[name], value, f"{where}{name}", getattr(base, name))
+        for name, value in data.items()
+    }
+    return dataclasses.replace(base, **values)
 
 
-def _convert(hint: Any, value: Any, where: str) -> Any:
+def _convert(hint: Any, value: Any, where: str, current: Any = None) -> Any:
     origin = typing.get_origin(hint)
     if dataclasses.is_dataclass(hint):
-        return from_dict(hint, value, where + ".")
+        return from_dict(hint, value, where + ".", current if dataclasses.is_dataclass(current) else None)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(hint)
         if value is None and type(None) in args:
