@@ -40,6 +40,10 @@ def plot_quality_latency(
     if not usable:
         raise SimulpoError(f"no report row has both {x} and {y}; nothing to plot")
     datasets = sorted({str(r.get("dataset", "")) for r in usable})
+    # One colour per system family across all panels.
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    families_all = sorted({family_of(r["name"])[0] for r in usable})
+    colour = {f: palette[i % len(palette)] for i, f in enumerate(families_all)}
     fig, axes = plt.subplots(1, len(datasets), figsize=(5.2 * len(datasets), 4.2), squeeze=False)
     for ax, dataset in zip(axes[0], datasets):
         families: dict[str, list[tuple[float, float, str | None]]] = defaultdict(list)
@@ -50,7 +54,8 @@ def plot_quality_latency(
         for family, points in sorted(families.items()):
             points.sort()
             xs, ys = [p[0] for p in points], [p[1] for p in points]
-            ax.plot(xs, ys, marker="o", linestyle="-" if len(points) > 1 else "none", label=family)
+            style = "-" if len(points) > 1 else "none"
+            ax.plot(xs, ys, marker="o", linestyle=style, label=family, color=colour[family])
             for px, py, knob in points:
                 if knob is not None:
                     ax.annotate(knob, (px, py), textcoords="offset points", xytext=(4, 4), fontsize=8)
