@@ -90,24 +90,12 @@ def _llm_policy(args: argparse.Namespace):
 
 
 def _data_sft(args: argparse.Namespace) -> None:
-    import json
+    from simulpo.data.sft_synthesis import synthesize_from_corpus, write_jsonl
 
-    from simulpo.data.sft_synthesis import offline_dialogues, synthesize, write_jsonl
-    from simulpo.io import read_lines
-
-    records = [json.loads(line) for line in read_lines(args.input) if line.strip()]
-    sources = [r["source"] for r in records]
-    targets = [r.get("reference", r.get("target")) for r in records]
-    if args.offline:
-        dialogues = offline_dialogues(sources, targets)
-    else:
-        alignments = None
-        if args.aligner == "gold":
-            alignments = [[tuple(map(int, x.split("-"))) for x in r["alignment"].split()] for r in records]
-        dialogues = synthesize(
-            sources, targets, alignments=alignments, c_min=args.c_min, c_max=args.c_max,
-            seed=args.seed, copies=args.copies,
-        )
+    dialogues = synthesize_from_corpus(
+        args.input, args.aligner, offline=args.offline,
+        c_min=args.c_min, c_max=args.c_max, seed=args.seed, copies=args.copies,
+    )
     write_jsonl(args.output, dialogues)
     print(f"wrote {len(dialogues)} dialogues to {args.output}")
 

@@ -8,17 +8,20 @@ also resume from their own checkpoints). ``configs/demo-text.yaml`` is the demo'
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from simulpo.data.build import build_all
-from simulpo.data.sft_synthesis import offline_dialogues, read_jsonl, synthesize, write_jsonl
+from simulpo.data.sft_synthesis import (
+    offline_dialogues,
+    read_jsonl,
+    synthesize_from_corpus,
+    write_jsonl,
+)
 from simulpo.eval.report import Row
 from simulpo.eval.runner import evaluate
 from simulpo.eval.testset import Segment, load_test_set
-from simulpo.io import read_lines
 from simulpo.train.sft import SFTConfig
 
 log = logging.getLogger(__name__)
@@ -165,23 +168,9 @@ def synthesize_step(recipe: TextRecipe, run: TextRun, progress: bool = True) -> 
         path = paths[split] = run.sft_data / f"{split}.jsonl"
         if path.exists():
             continue
-        records = [json.loads(line) for line in read_lines(run.synthetic(split)) if line]
-        alignments = None
-        if s.aligner == "gold":
-            alignments = [
-                [tuple(map(int, link.split("-"))) for link in r["alignment"].split()] for r in records
-            ]
-        elif s.aligner != "eflomal":
-            raise ValueError(f"unknown aligner {s.aligner!r}; use eflomal or gold")
-        dialogues = synthesize(
-            [r["source"] for r in records],
-            [r["reference"] for r in records],
-            alignments=alignments,
-            c_min=s.c_min,
-            c_max=s.c_max,
-            seed=s.seed,
-            copies=s.copies,
-            progress=progress,
+        dialogues = synthesize_from_corpus(
+            run.synthetic(split), s.aligner,
+            c_min=s.c_min, c_max=s.c_max, seed=s.seed, copies=s.copies, progress=progress,
         )
         write_jsonl(path, dialogues)
     return paths

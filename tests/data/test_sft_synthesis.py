@@ -341,3 +341,33 @@ def test_bad_input_is_refused(upper):
         synthesize(["a"], ["x"], c_min=5, c_max=2)
     with pytest.raises(ConfigError):
         synthesize(["a"], ["x"], unit="ms")
+
+
+def test_synthesize_from_corpus_reads_build_output_and_names_bad_lines(tmp_path):
+    from simulpo.data.sft_synthesis import synthesize_from_corpus
+
+    good = tmp_path / "c.jsonl"
+    good.write_text(
+        '{"source": "a b", "reference": "B A", "alignment": "0-1 1-0"}\n'
+        '{"source": "c", "target": "C", "alignment": "0-0"}\n',
+        encoding="utf-8",
+    )
+    dialogues = synthesize_from_corpus(good, "gold", c_min=1, c_max=1)
+    # "B" needs both source words (aligned to "b", word 2): nothing after "a", all after "b".
+    assert [m["content"] for m in dialogues[0]["messages"][1:]] == ["a", "", "b", "B A"]
+    assert [m["content"] for m in dialogues[1]["messages"][1:]] == ["c", "C"]
+    offline = synthesize_from_corpus(good, offline=True)
+    assert [m["content"] for m in offline[1]["messages"][1:]] == ["c", "C"]
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"source": "a", "reference": "A", "alignment": "0-0"}\n{"source": "a"}\n')
+    with pytest.raises(InputError, match=r"bad\.jsonl:2: .*\"reference\""):
+        synthesize_from_corpus(bad, "gold")
+    bad.write_text('{"source": "a", "reference": "A", "alignment": "0:0"}\n')
+    with pytest.raises(InputError, match=r"bad\.jsonl:1: the gold aligner needs"):
+        synthesize_from_corpus(bad, "gold")
+    bad.write_text("{nope\n")
+    with pytest.raises(InputError, match=r"bad\.jsonl:1: malformed JSON"):
+        synthesize_from_corpus(bad)
+    with pytest.raises(ConfigError, match="unknown aligner"):
+        synthesize_from_corpus(good, "fast_align")

@@ -42,6 +42,7 @@ from simulpo.data.align import (
     check_parallel,
     check_sentences,
     monotonize,
+    parse_alignment,
 )
 from simulpo.errors import ConfigError, InputError
 from simulpo.io import atomic_write_text, read_lines
@@ -380,3 +381,45 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     if not records:
         raise InputError(path, "the file is empty: there are no dialogues to read")
     return records
+
+
+ALIGNERS = ("eflomal", "gold")
+
+
+def synthesize_from_corpus(
+    path: str | Path,
+    aligner: str = "eflomal",
+    offline: bool = False,
+    **options: Any,
+) -> list[dict[str, Any]]:
+    """Dialogues from a parallel JSONL corpus (``source``, ``reference`` or ``target``, and
+    for ``aligner="gold"`` an ``alignment`` of ``i-j`` links), as ``simulpo data build``
+    writes it. ``offline=True`` gives single-turn dialogues; ``options`` go to :func:`synthesize`.
+    """
+    if aligner not in ALIGNERS:
+        raise ConfigError(f"unknown aligner {aligner!r}; use {' or '.join(ALIGNERS)}")
+    sources, targets, alignments = [], [], []
+    for number, line in enumerate(read_lines(path), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise InputError(path, f"malformed JSON: {err.msg} (column {err.colno})", number) from None
+        target = record.get("reference", record.get("target")) if isinstance(record, dict) else None
+        if target is None or not isinstance(record.get("source"), str) or not isinstance(target, str):
+            raise InputError(path, 'each line needs text "source" and "reference" (or "target")', number)
+        if aligner == "gold" and not offline:
+            try:
+                alignments.append(parse_alignment(record["alignment"]))
+            except (KeyError, AttributeError, ValueError) as err:
+                raise InputError(
+                    path, f'the gold aligner needs "alignment" links "i-j" ({err})', number
+                ) from None
+        sources.append(record["source"])
+        targets.append(target)
+    if not sources:
+        raise InputError(path, "the file holds no sentence pairs")
+    if offline:
+        return offline_dialogues(sources, targets)
+    return synthesize(sources, targets, alignments=alignments or None, **options)
