@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from simulpo.stream.episode import Episode
 from simulpo.stream.segmenter import Segmenter
-from simulpo.stream.units import check_unit, split_units
+from simulpo.stream.units import check_unit
 
 
 @dataclass
@@ -117,4 +117,4 @@ def source_words(state: StreamState) -> list[str]:
     return [w for chunk in state.source_read for w in chunk]
 
 
-__all__ = ["Policy", "StreamState", "run_stream", "source_words", "split_units"]
+__all__ = ["Policy", "StreamState", "run_stream", "source_words"]
