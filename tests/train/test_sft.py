@@ -15,7 +15,7 @@ from simulpo.errors import ConfigError, SimulpoError
 from simulpo.models.lm import build_tiny_lm, load_model
 from simulpo.models.tokenizer import train_tokenizer
 from simulpo.stream.dialogue import episode_messages, offline_messages
-from simulpo.train import sft
+from simulpo.train import bookkeeping, sft
 from simulpo.train.checkpoint import (
     latest_checkpoint,
     list_checkpoints,
@@ -302,13 +302,13 @@ def test_resume_after_kill_gives_the_same_weights(tok, tmp_path, monkeypatch, sa
     straight = build_tiny_lm(tok, seed=0, **SMALL)
     reference = train_sft(straight, tok, data, None, config, tmp_path / "a", progress=False)
 
-    real_save = sft.save_checkpoint
+    real_save = bookkeeping.save_checkpoint
 
     def save_then_die(*args, **kwargs):
         real_save(*args, **kwargs)
         raise Killed
 
-    monkeypatch.setattr(sft, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(bookkeeping, "save_checkpoint", save_then_die)
     with pytest.raises(Killed):
         train_sft(
             build_tiny_lm(tok, seed=0, **SMALL),
@@ -319,7 +319,7 @@ def test_resume_after_kill_gives_the_same_weights(tok, tmp_path, monkeypatch, sa
             tmp_path / "b",
             progress=False,
         )
-    monkeypatch.setattr(sft, "save_checkpoint", real_save)
+    monkeypatch.setattr(bookkeeping, "save_checkpoint", real_save)
     first = latest_checkpoint(tmp_path / "b" / "checkpoints")
     state = json.loads((first / "trainer_state.json").read_text())
     assert (state["epoch"], state["step_in_epoch"] > 0) == ((0, True) if save_every else (1, False))

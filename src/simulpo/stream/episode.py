@@ -27,6 +27,9 @@ class Episode:
     pieces: list[str] = field(default_factory=list)
     delays: list[float] = field(default_factory=list)
     elapsed: list[float] = field(default_factory=list)
+    #: the policy's own record of this episode, kept between turns and after the last one
+    #: (an LLM's dialogue tokens, mask and log-probs, which RL trains on); not logged.
+    memory: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def write(self, piece: str, delay: float, elapsed: float = 0.0) -> int:
         """Record one turn's piece (possibly empty = wait); returns its number of target units."""

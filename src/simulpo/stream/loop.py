@@ -24,13 +24,18 @@ class StreamState:
     """What a policy sees of one episode at one turn.
 
     ``memory`` belongs to the policy: anything it wants to keep for this episode between
-    turns (the previous hypothesis of local agreement, an LLM's cache handle, ...).
+    turns (the previous hypothesis of local agreement, an LLM's dialogue and cache handle,
+    ...). It lives on the episode, so the caller still has it after the loop (RL rollouts
+    read the LLM's token ids and log-probs from it).
     """
 
     episode: Episode
     turn: int = 0
     source_read: list[Any] = field(default_factory=list)
-    memory: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def memory(self) -> dict[str, Any]:
+        return self.episode.memory
 
     @property
     def new_chunk(self) -> Any:

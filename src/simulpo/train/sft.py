@@ -32,11 +32,10 @@ import json
 import logging
 import math
 import re
-import shutil
 import time
 from collections.abc import Sequence
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -46,15 +45,10 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from simulpo.errors import ConfigError, InputError, SimulpoError
-from simulpo.io import atomic_write_json, atomic_write_text, read_lines
+from simulpo.io import atomic_write_json, read_lines
 from simulpo.models.lm import save_model
-from simulpo.train.checkpoint import (
-    STATE_FILE,
-    latest_checkpoint,
-    list_checkpoints,
-    load_checkpoint,
-    save_checkpoint,
-)
+from simulpo.train.bookkeeping import TrainingRun
+from simulpo.train.checkpoint import latest_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +119,7 @@ def config_help() -> dict[str, str]:
 
 
 #: config fields that may change between a run and its resumption (they change no number).
-_RESUMABLE = {"eval_every", "log_every", "save_every", "keep_checkpoints"}
+_RESUMABLE = frozenset({"eval_every", "log_every", "save_every", "keep_checkpoints"})
 
 
 # ------------------------------------------------------------------------------ data
@@ -594,7 +588,18 @@ def train_sft(
     # The scheduler stays out of prepare(): accelerate would step it once per process.
     model, optimizer = accelerator.prepare(model, optimizer)
     unwrapped = accelerator.unwrap_model(model)
-    run = _Run(accelerator, unwrapped, tokenizer, optimizer, scheduler, config, out_dir)
+    initial = {"step": 0, "epoch": 0, "step_in_epoch": 0, "epoch_loss": 0.0, "epoch_tokens": 0}
+    run = TrainingRun(
+        accelerator,
+        unwrapped,
+        tokenizer,
+        optimizer,
+        scheduler,
+        config,
+        out_dir,
+        initial,
+        _RESUMABLE,
+    )
     run.start(train_set.fingerprint(), resume)
 
     def dev_loss() -> float | None:
@@ -747,103 +752,6 @@ def _train_step(
         if not torch.isfinite(norm):
             loss_sum = float("nan")
     return loss_sum, tokens
-
-
-class _Run:
-    """The bookkeeping of one SFT run: its state, checkpoints, log file and messages."""
-
-    def __init__(
-        self, accelerator, model, tokenizer, optimizer, scheduler, config, out_dir: Path
-    ) -> None:
-        self.accelerator, self.model, self.tokenizer = accelerator, model, tokenizer
-        self.optimizer, self.scheduler, self.config = optimizer, scheduler, config
-        self.out_dir, self.ckpt_dir = out_dir, out_dir / "checkpoints"
-        self.config_dict = {k: v for k, v in asdict(config).items() if k not in _RESUMABLE}
-        self.state: dict[str, Any] = {
-            "step": 0,
-            "epoch": 0,
-            "step_in_epoch": 0,
-            "epoch_loss": 0.0,
-            "epoch_tokens": 0,
-        }
-        self.history: list[dict[str, Any]] = []
-        self.fingerprint = ""
-        self.bar = None
-
-    @property
-    def main(self) -> bool:
-        return self.accelerator.is_main_process
-
-    def start(self, fingerprint: str, resume: bool) -> None:
-        """Resume from the last complete checkpoint, or start afresh (deleting old ones)."""
-        self.fingerprint = fingerprint
-        found = latest_checkpoint(self.ckpt_dir)
-        if found is not None and not resume:
-            if self.main:
-                n = len(list_checkpoints(self.ckpt_dir))
-                log.warning("resume=False: deleting %d old checkpoints in %s", n, self.ckpt_dir)
-                shutil.rmtree(self.ckpt_dir, ignore_errors=True)
-            self.accelerator.wait_for_everyone()
-            found = None
-        if found is not None:
-            saved = json.loads((found / STATE_FILE).read_text(encoding="utf-8"))
-            _check_resumable(saved, self.config_dict, fingerprint, found)
-            state = load_checkpoint(found, self.model, self.optimizer, self.scheduler)
-            self.history = state.pop("history", [])
-            for key in ("extra", "path", "config", "fingerprint"):
-                state.pop(key, None)
-            self.state = state
-            log.info(
-                "resuming from %s (step %d, epoch %d)", found, state["step"], state["epoch"] + 1
-            )
-        else:
-            torch.manual_seed(self.config.seed)
-        if self.main:  # the log holds what the checkpoint knows, nothing after it
-            text = "".join(json.dumps(e) + "\n" for e in self.history)
-            atomic_write_text(self.out_dir / "train_log.jsonl", text)
-
-    def checkpoint(self) -> None:
-        if self.main:
-            state = dict(
-                self.state,
-                config=self.config_dict,
-                fingerprint=self.fingerprint,
-                history=self.history,
-            )
-            save_checkpoint(
-                self.ckpt_dir,
-                self.model,
-                state,
-                self.optimizer,
-                self.scheduler,
-                self.tokenizer,
-                keep=self.config.keep_checkpoints,
-            )
-        self.accelerator.wait_for_everyone()
-
-    def record(self, **event: Any) -> None:
-        self.history.append(event)
-        if self.main:
-            with open(self.out_dir / "train_log.jsonl", "a", encoding="utf-8") as f:
-                f.write(json.dumps(event) + "\n")
-
-    def say(self, message: str) -> None:
-        if self.main:
-            (self.bar.write if self.bar is not None and not self.bar.disable else log.info)(message)
-
-
-def _check_resumable(
-    saved: dict[str, Any], config: dict[str, Any], fingerprint: str, path: Path
-) -> None:
-    hint = "use another out_dir, or resume=False to start over"
-    if saved.get("fingerprint") != fingerprint:
-        raise SimulpoError(f"{path} was written for other training data; {hint}")
-    changed = [k for k in config if saved.get("config", {}).get(k) != config[k]]
-    if changed:
-        was = ", ".join(
-            f"{k}={saved.get('config', {}).get(k)!r} (now {config[k]!r})" for k in changed
-        )
-        raise SimulpoError(f"{path} was written with another config: {was}; {hint}")
 
 
 __all__ = [

@@ -1,0 +1,134 @@
+"""The bookkeeping of a training run, shared by SFT and RL: its state, atomic checkpoints,
+its JSONL log and its messages; a run started again resumes from its last checkpoint.
+
+``out_dir/checkpoints`` holds the checkpoints (:mod:`simulpo.train.checkpoint`) and
+``out_dir/train_log.jsonl`` one line per logged event; a resumed run rewrites the log up
+to its checkpoint, so the log never holds events the weights have forgotten.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from simulpo.errors import SimulpoError
+from simulpo.io import atomic_write_text
+from simulpo.train.checkpoint import (
+    STATE_FILE,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+)
+
+log = logging.getLogger(__name__)
+
+
+class TrainingRun:
+    """The bookkeeping of one training run: its state, checkpoints, log file and messages."""
+
+    def __init__(
+        self,
+        accelerator,
+        model,
+        tokenizer,
+        optimizer,
+        scheduler,
+        config,
+        out_dir: Path,
+        initial_state: dict[str, Any],
+        resumable: frozenset[str] = frozenset(),
+    ) -> None:
+        self.accelerator, self.model, self.tokenizer = accelerator, model, tokenizer
+        self.optimizer, self.scheduler, self.config = optimizer, scheduler, config
+        self.out_dir, self.ckpt_dir = out_dir, out_dir / "checkpoints"
+        # fields in ``resumable`` may change between a run and its resumption
+        self.config_dict = {k: v for k, v in asdict(config).items() if k not in resumable}
+        self.state: dict[str, Any] = dict(initial_state)
+        self.history: list[dict[str, Any]] = []
+        self.fingerprint = ""
+        self.bar = None
+
+    @property
+    def main(self) -> bool:
+        return self.accelerator.is_main_process
+
+    def start(self, fingerprint: str, resume: bool) -> None:
+        """Resume from the last complete checkpoint, or start afresh (deleting old ones)."""
+        self.fingerprint = fingerprint
+        found = latest_checkpoint(self.ckpt_dir)
+        if found is not None and not resume:
+            if self.main:
+                n = len(list_checkpoints(self.ckpt_dir))
+                log.warning("resume=False: deleting %d old checkpoints in %s", n, self.ckpt_dir)
+                shutil.rmtree(self.ckpt_dir, ignore_errors=True)
+            self.accelerator.wait_for_everyone()
+            found = None
+        if found is not None:
+            saved = json.loads((found / STATE_FILE).read_text(encoding="utf-8"))
+            _check_resumable(saved, self.config_dict, fingerprint, found)
+            state = load_checkpoint(found, self.model, self.optimizer, self.scheduler)
+            self.history = state.pop("history", [])
+            for key in ("extra", "path", "config", "fingerprint"):
+                state.pop(key, None)
+            self.state = state
+            log.info(
+                "resuming from %s (step %d, epoch %d)", found, state["step"], state["epoch"] + 1
+            )
+        else:
+            torch.manual_seed(getattr(self.config, "seed", 0))
+        if self.main:  # the log holds what the checkpoint knows, nothing after it
+            text = "".join(json.dumps(e) + "\n" for e in self.history)
+            atomic_write_text(self.out_dir / "train_log.jsonl", text)
+
+    def checkpoint(self) -> None:
+        if self.main:
+            state = dict(
+                self.state,
+                config=self.config_dict,
+                fingerprint=self.fingerprint,
+                history=self.history,
+            )
+            save_checkpoint(
+                self.ckpt_dir,
+                self.model,
+                state,
+                self.optimizer,
+                self.scheduler,
+                self.tokenizer,
+                keep=getattr(self.config, "keep_checkpoints", 2),
+            )
+        self.accelerator.wait_for_everyone()
+
+    def record(self, **event: Any) -> None:
+        self.history.append(event)
+        if self.main:
+            with open(self.out_dir / "train_log.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps(event) + "\n")
+
+    def say(self, message: str) -> None:
+        if self.main:
+            (self.bar.write if self.bar is not None and not self.bar.disable else log.info)(message)
+
+
+def _check_resumable(
+    saved: dict[str, Any], config: dict[str, Any], fingerprint: str, path: Path
+) -> None:
+    hint = "use another out_dir, or resume=False to start over"
+    if saved.get("fingerprint") != fingerprint:
+        raise SimulpoError(f"{path} was written for other training data; {hint}")
+    changed = [k for k in config if saved.get("config", {}).get(k) != config[k]]
+    if changed:
+        was = ", ".join(
+            f"{k}={saved.get('config', {}).get(k)!r} (now {config[k]!r})" for k in changed
+        )
+        raise SimulpoError(f"{path} was written with another config: {was}; {hint}")
+
+
+__all__ = ["TrainingRun"]
