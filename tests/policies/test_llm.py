@@ -4,6 +4,7 @@ import pytest
 import torch
 from tiny_lm import build_tokenizer, tiny_chat_lm
 
+from simulpo.errors import ConfigError
 from simulpo.policies.generation import Sampler
 from simulpo.policies.llm import LLMPolicy
 from simulpo.stream.dialogue import user_message
@@ -252,3 +253,68 @@ def test_template_that_rewrites_history_is_refused(lm):
     )
     with pytest.raises(RuntimeError, match="not append-only"):
         run(LLMPolicy(model, tokenizer, max_piece_tokens=3), sources=["a b c"])
+
+
+def test_a_window_larger_than_the_dialogue_changes_nothing(lm):
+    model, tokenizer = lm
+    plain, rec_plain = run(LLMPolicy(model, tokenizer, max_piece_tokens=5, max_final_tokens=8))
+    windowed, rec_windowed = run(
+        LLMPolicy(model, tokenizer, max_piece_tokens=5, max_final_tokens=8, cache_window=4096)
+    )
+    assert [e.pieces for e in plain] == [e.pieces for e in windowed]
+    for a, b in zip(rec_plain, rec_windowed):
+        assert a.token_ids == b.token_ids and a.logprobs == b.logprobs
+        assert b.evicted == [0] * len(b.piece_spans)
+
+
+class CacheProbe(Capture):
+    """Records the cache of the (one) episode after every turn."""
+
+    def __init__(self, policy):
+        super().__init__(policy)
+        self.bytes, self.lengths, self.held = [], [], []
+
+    def act(self, states):
+        pieces = super().act(states)
+        rec = states[0].memory["dialogue"]
+        if rec.kv is not None:
+            block, row = rec.kv
+            self.bytes.append(block.nbytes)
+            self.lengths.append(block.lengths[row])
+            # what the record says the cache holds: all tokens but the evicted and pending
+            self.held.append(len(rec.token_ids) - rec.pending - rec.evicted[-1])
+        return pieces
+
+
+def test_bounded_cache_stays_flat_over_a_500_turn_stream(lm):
+    model, tokenizer = lm
+    words = [WORD for _ in range(100) for WORD in ("the", "dog", "sees", "a", "cat")]
+    window = 256
+    policy = LLMPolicy(
+        model, tokenizer, max_piece_tokens=4, max_final_tokens=8, cache_window=window
+    )
+    probe = CacheProbe(policy)
+    (episode,) = run_stream([words], probe, FixedWords(1), progress=False)
+    rec = episode.memory["dialogue"]
+    assert len(episode.pieces) == 500 and len(probe.bytes) == 499
+    assert len(set(probe.bytes)) == 1  # the buffers hold exactly the window from turn one
+    assert probe.bytes[0] == 2 * 2 * 2 * window * 8 * 4  # K+V, layers, kv heads, head dim, fp32
+    assert max(probe.lengths) <= window and probe.lengths == probe.held
+    # The record keeps the whole dialogue; the window slid many times over it.
+    assert len(rec.token_ids) > 20 * window
+    assert rec.evicted == sorted(rec.evicted) and rec.evicted[-1] > 19 * window
+    for t, dropped in enumerate(rec.evicted):  # only whole turns after the system prompt go
+        assert dropped == 0 or rec.system_len + dropped in rec.turn_starts[:t]
+    # It goes on writing past the window (positions never exceed it), with finite log-probs.
+    assert any(episode.pieces[-50:]) and all(math.isfinite(x) for x in rec.logprobs)
+    # Without a window the same stream's cache grows with the dialogue.
+    probe = CacheProbe(LLMPolicy(model, tokenizer, max_piece_tokens=4, max_final_tokens=8))
+    run_stream([words[:100]], probe, FixedWords(1), progress=False)
+    assert probe.lengths[-1] > window and probe.bytes[-1] > probe.bytes[0]
+
+
+def test_a_window_too_small_for_one_turn_is_refused(lm):
+    model, tokenizer = lm
+    policy = LLMPolicy(model, tokenizer, max_piece_tokens=4, max_final_tokens=8, cache_window=60)
+    with pytest.raises(ConfigError, match="cache_window=60 is too small"):
+        run(policy, sources=["the dog sees a cat near the river"])

@@ -1,17 +1,12 @@
-import sys
-from pathlib import Path
-
 import pytest
 import torch
+from tiny_lm import tiny_chat_lm
 
 from simulpo.policies import WaitK
 from simulpo.stream.dialogue import offline_messages
 from simulpo.stream.loop import run_stream
 from simulpo.stream.segmenter import FixedWords
 from simulpo.translators.llm import LLMTranslator
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "policies"))
-from tiny_lm import tiny_chat_lm
 
 SOURCES = [
     ["the", "dog", "sees", "a", "cat"],

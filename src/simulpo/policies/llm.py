@@ -18,6 +18,29 @@ each row keeps its own positions and attention mask.
 For RL, ``state.memory["dialogue"]`` holds a :class:`DialogueRecord` per episode: the
 token ids of the whole dialogue, the mask of the tokens the policy wrote (its pieces and
 the end-of-turn tokens it chose), and their log-probs under the sampling distribution.
+
+Bounded cache (``cache_window``, off by default; for long or unbounded streams). The
+cache of an episode holds the system prompt and the most recent whole turns, at most
+``cache_window`` tokens. Before a turn that would not fit (its new tokens plus its token
+budget), the oldest turns are dropped from the cache until the turn fits with a quarter
+of the window to spare, so eviction happens once every few turns, not at every turn. The
+kept turns move down to follow the system prompt and their cached keys are rotated back
+by as many positions (InfiniSST-style), so positions never grow past the window and the
+model keeps working however long the stream; this needs standard RoPE (the error says
+which models qualify). The :class:`DialogueRecord` still keeps every token: RL sees the
+whole dialogue, and ``evicted[t]`` says how many tokens after the system prompt were out
+of the model's context when piece ``t`` was written: its context was
+``token_ids[:system_len] + token_ids[system_len + evicted[t] : start of piece t]``, at
+consecutive positions. The stored log-probs are those the sampler saw in that windowed
+context. A trainer that scores the whole dialogue in one forward sees more context than
+the sampler did (its ratio to the old log-probs then absorbs the difference); even a
+trainer that rebuilds each window sees slightly different activations, since the kept
+tokens' cached states were computed while the dropped turns were still there (as in
+InfiniSST; only the positions are corrected).
+
+Each turn's new text is found by rendering only the system prompt and the last turn with
+the template (checked against a full rendering for the first turns of every episode), so
+the cost of a turn does not grow with the length of the dialogue.
 """
 
 from __future__ import annotations
@@ -28,7 +51,15 @@ from dataclasses import dataclass, field
 import torch
 
 from simulpo.errors import ConfigError
-from simulpo.policies.generation import ChatFormat, KVBlock, Sampler, gather_rows, generate
+from simulpo.policies.generation import (
+    ChatFormat,
+    KVBlock,
+    RopeShift,
+    Sampler,
+    evict,
+    gather_rows,
+    generate,
+)
 from simulpo.stream.dialogue import (
     SYSTEM_PROMPT,
     Message,
@@ -65,6 +96,13 @@ class DialogueRecord:
     pending: int = 0
     #: this episode's row in the batched KV cache, None before the first turn / after the last
     kv: tuple[KVBlock, int] | None = None
+    #: tokens of the system prompt, which a bounded cache always keeps
+    system_len: int = 0
+    #: ``turn_starts[t]``: index in ``token_ids`` where the tokens of user turn ``t`` begin
+    turn_starts: list[int] = field(default_factory=list)
+    #: ``evicted[t]``: tokens after the system prompt that were out of the cache (dropped
+    #: by ``cache_window``) when piece ``t`` was written; all 0 without a window
+    evicted: list[int] = field(default_factory=list)
 
     def extend(self, ids: Sequence[int], policy: bool = False, logprobs=None) -> None:
         self.token_ids += ids
@@ -79,7 +117,12 @@ class LLMPolicy:
     piece (the rest of the translation). A piece that runs out of budget is closed with
     the end-of-turn token and the dialogue goes on. ``do_sample`` with ``temperature`` and
     ``top_p`` samples (reproducibly with ``seed``); otherwise decoding is greedy.
+    ``cache_window`` bounds each episode's cache to that many tokens (module docstring);
+    None keeps the whole dialogue, which is right for sentences.
     """
+
+    #: turns of every episode whose quick rendering is checked against a full rendering
+    CHECKED_TURNS = 3
 
     def __init__(
         self,
@@ -93,6 +136,7 @@ class LLMPolicy:
         seed: int | None = None,
         max_final_tokens: int = 256,
         name: str = "llm",
+        cache_window: int | None = None,
     ) -> None:
         if max_piece_tokens < 1 or max_final_tokens < 1:
             raise ConfigError(
@@ -103,17 +147,24 @@ class LLMPolicy:
             raise ConfigError(
                 f"sampling needs temperature > 0 and 0 < top_p <= 1, got {temperature}, {top_p}"
             )
+        if cache_window is not None and cache_window < 1:
+            raise ConfigError(
+                f"cache_window must be a positive number of tokens, got {cache_window}"
+            )
         self.model = model
         self.chat = ChatFormat(tokenizer)
         self.max_piece_tokens = max_piece_tokens
         self.max_final_tokens = max_final_tokens
         self.system_prompt = system_prompt
         self.name = name
+        self.cache_window = cache_window
+        self.rope = RopeShift(model) if cache_window is not None else None
         generator = None
         if seed is not None:
             generator = torch.Generator(device=model.device).manual_seed(seed)
         self.sampler = Sampler(do_sample, temperature, top_p, generator)
         self.stop_ids = self.chat.stop_ids(model)
+        self._full_render = False  # set when the template is not local (see _open_turn)
 
     def act(self, states: Sequence[StreamState]) -> list[str]:
         if not states:
@@ -123,14 +174,17 @@ class LLMPolicy:
         budgets = [
             self.max_final_tokens if s.source_finished else self.max_piece_tokens for s in states
         ]
+        cache = gather_rows([rec.kv for rec in records])
+        self._bound(cache, records, new_tokens, budgets)
         out = generate(
             self.model,
-            gather_rows([rec.kv for rec in records]),
+            cache,
             new_tokens,
             budgets,
             self.stop_ids,
             self.sampler,
             self.chat.pad_id(),
+            reserve=self.cache_window or 0,
         )
         pieces = []
         for row, (rec, state) in enumerate(zip(records, states)):
@@ -140,6 +194,48 @@ class LLMPolicy:
             # The cache of a finished episode is dropped; the others keep their row.
             rec.kv = None if state.source_finished else (out.cache, row)
         return pieces
+
+    def _bound(
+        self,
+        cache: KVBlock | None,
+        records: Sequence[DialogueRecord],
+        new_tokens: Sequence[Sequence[int]],
+        budgets: Sequence[int],
+    ) -> None:
+        """Drop the oldest turns from the cache rows that this turn would overflow, and
+        record per episode how many tokens are out of the cache (``evicted``)."""
+        window = self.cache_window
+        rows, starts, counts = [], [], []
+        for i, (rec, new, budget) in enumerate(zip(records, new_tokens, budgets)):
+            done = rec.evicted[-1] if rec.evicted else 0
+            cached = cache.lengths[i] if cache is not None else 0
+            need = cached + len(new) + budget
+            if window is not None and need > window:
+                # Candidates: drop every turn before turn k (k >= 1), keeping at least the
+                # previous turn, whose end may not be in the cache yet.
+                options = [
+                    rec.turn_starts[k] - rec.system_len for k in range(1, len(rec.turn_starts) - 1)
+                ]
+                options = [o for o in options if o > done and rec.kv is not None]
+                fits = [o for o in options if need - (o - done) <= window - window // 4]
+                if fits:
+                    drop = fits[0]
+                elif options and need - (options[-1] - done) <= window:
+                    drop = options[-1]
+                else:
+                    least = need - (options[-1] - done if options else 0)
+                    raise ConfigError(
+                        f"cache_window={window} is too small: the system prompt, the previous "
+                        f"turn, this turn and its token budget need {least} tokens; use a "
+                        "larger window or smaller token budgets"
+                    )
+                rows.append(i)
+                starts.append(rec.system_len)
+                counts.append(drop - done)
+                done = drop
+            rec.evicted.append(done)
+        if rows:
+            evict(cache, rows, starts, counts, self.rope)
 
     def _record(self, state: StreamState) -> DialogueRecord:
         rec = state.memory.get("dialogue")
@@ -152,20 +248,52 @@ class LLMPolicy:
     def _open_turn(self, rec: DialogueRecord, chunk) -> list[int]:
         """Add the user turn and the assistant's generation prompt; returns the tokens the
         cache has not seen (the end of the previous turn, then the new text)."""
-        rec.messages.append(user_message(chunk))
-        full = self.chat.render(rec.messages, generation_prompt=True)
+        user = user_message(chunk)
+        turn = len(rec.turn_starts)
+        first_new = len(rec.token_ids) - rec.pending
+        if turn == 0:
+            system = self.chat.render(rec.messages, generation_prompt=False)
+            full = self.chat.render([*rec.messages, user], generation_prompt=True)
+            if full.startswith(system):  # the system prompt's tokens, kept by a bounded cache
+                rec.extend(self.chat.encode(system))
+                rec.system_len = len(rec.token_ids)
+            delta = full[len(system) if rec.system_len else 0 :]
+        else:
+            delta = self._new_text(rec, user, check=turn < self.CHECKED_TURNS)
+        rec.messages.append(user)
+        ids = self.chat.encode(delta)
+        rec.text += delta if turn else full
+        rec.turn_starts.append(len(rec.token_ids))
+        rec.extend(ids)
+        rec.pending = 0
+        return rec.token_ids[first_new:]
+
+    def _new_text(self, rec: DialogueRecord, user: Message, check: bool) -> str:
+        """The text a new user turn adds to the rendered dialogue.
+
+        It is found from a small rendering: the system prompt, the last turn and the new
+        one. For the first turns of each episode the full rendering checks it (and checks
+        that the template only appends); a template whose text depends on more than the
+        last turn then switches this policy to full renderings.
+        """
+        system, last_user, last_piece = rec.messages[0], rec.messages[-2], rec.messages[-1]
+        before = self.chat.render([system, last_user], generation_prompt=True)
+        before += last_piece["content"] + self.chat.end_text
+        after = self.chat.render([system, last_user, last_piece, user], generation_prompt=True)
+        quick = after[len(before) :] if after.startswith(before) else None
+        if quick is not None and not check and not self._full_render:
+            return quick
+        full = self.chat.render([*rec.messages, user], generation_prompt=True)
         if not full.startswith(rec.text):
             raise RuntimeError(
                 "the chat template is not append-only: rendering the dialogue with a new turn "
                 "changed the text of earlier turns, so the KV cache cannot be reused "
                 f"(expected the new rendering to start with ...{rec.text[-60:]!r})"
             )
-        delta = self.chat.encode(full[len(rec.text) :])
-        rec.text = full
-        rec.extend(delta)
-        new = rec.token_ids[len(rec.token_ids) - len(delta) - rec.pending :]
-        rec.pending = 0
-        return new
+        delta = full[len(rec.text) :]
+        if quick != delta:
+            self._full_render = True
+        return delta
 
     def _close_turn(
         self, rec: DialogueRecord, tokens: list[int], logprobs: list[float], stopped: bool
