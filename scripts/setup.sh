@@ -13,8 +13,9 @@ for arg in "$@"; do
   esac
 done
 
-# Debian packages: Apertium (rule-based baseline MT) and the two SWORD Bible texts.
-debs=(apertium apertium-eng-spa sword-text-web sword-text-sparv)
+# Debian packages: Apertium (rule-based baseline MT), the two SWORD Bible texts, and
+# espeak-ng with its C library (source speech, synthesized through libespeak-ng).
+debs=(apertium apertium-eng-spa sword-text-web sword-text-sparv espeak-ng libespeak-ng1)
 missing=()
 for p in "${debs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -39,10 +40,16 @@ pip=(.venv/bin/python -m pip install -q --disable-pip-version-check)
 # a multi-GB CUDA build; 2.13.0 resolves to the CPU wheel on these machines.
 .venv/bin/python -c 'import torch' 2>/dev/null || "${pip[@]}" "torch==2.13.0"
 if [ "$with_tests" -eq 1 ]; then
-  "${pip[@]}" -e ".[test]"
+  # trl: the adapter's tests run TRL's GRPOTrainer (it adds datasets/pandas/pyarrow, not torch)
+  "${pip[@]}" -e ".[test,trl]"
   # SimulEval is the reference our scorers are tested against; --no-deps keeps its
   # tqdm==4.64.1 pin out of the environment. textgrid is the one import it needs beyond ours.
   "${pip[@]}" --no-deps "simuleval==1.1.4" "textgrid>=1.5,<2"
+  # The long-form references (tests only, never imported by simulpo): OmniSTEval (LongYAAL),
+  # and simulstream's stream_laal scorer with the aligner it calls, mweralign (GPL-3.0).
+  # simulstream's own dependencies (torch, librosa, ...) are not needed by its scorers.
+  "${pip[@]}" "omnisteval==0.1.10" "mweralign==1.4.1"
+  "${pip[@]}" --no-deps "simulstream==1.0.0"
 else
   "${pip[@]}" -e .
 fi

@@ -66,3 +66,21 @@ def test_partial_section_keeps_the_parents_defaults_for_that_section():
 
     cfg = load_config(Parent, None, ["inner.epochs=2"])
     assert cfg.inner == Inner(lr=5.0, epochs=2)
+
+
+def test_yaml_exponent_floats_without_a_dot_are_floats(tmp_path):
+    # YAML 1.1 (PyYAML) reads "1e-5" as a string; a float field still takes it.
+    from dataclasses import dataclass
+
+    from simulpo.config import load_config
+
+    @dataclass
+    class C:
+        lr: float = 1.0
+
+    assert load_config(C, None, ["lr=1e-5"]).lr == 1e-5
+    path = tmp_path / "c.yaml"
+    path.write_text("lr: 3E+2\n")
+    assert load_config(C, path).lr == 300.0
+    with pytest.raises(ConfigError):
+        load_config(C, None, ["lr=fast"])

@@ -18,6 +18,11 @@ from simulpo.errors import SimulpoError
 def _score(args: argparse.Namespace) -> None:
     from simulpo.metrics.scores import format_scores_table, score_path
 
+    if args.segments or args.references:
+        _score_longform(args)
+        return
+    if args.char_level:
+        raise SimulpoError("--char-level is for long-form scoring (--segments, --references)")
     scores = score_path(
         args.path,
         output=args.output,
@@ -29,6 +34,22 @@ def _score(args: argparse.Namespace) -> None:
     print(format_scores_table(scores))
 
 
+def _score_longform(args: argparse.Namespace) -> None:
+    from simulpo.metrics.longform import RESEGMENTED_NAME, SCORES_NAME, score_longform_files
+    from simulpo.metrics.scores import format_scores_table
+    from simulpo.stream.units import default_unit
+
+    if not (args.segments and args.references):
+        raise SimulpoError("long-form scoring needs --segments FILE and --references FILE")
+    unit = "char" if args.char_level else args.latency_unit or default_unit(args.target_lang)
+    out = Path(args.output) if args.output else Path(args.path).parent
+    scores = score_longform_files(
+        args.path, args.segments, args.references, out, unit=unit, target_lang=args.target_lang
+    )
+    print(format_scores_table(scores))
+    print(f"latencies in ms; wrote {out / SCORES_NAME} and {out / RESEGMENTED_NAME}")
+
+
 def _eval(args: argparse.Namespace) -> None:
     from simulpo.eval.report import update_report
     from simulpo.eval.runner import evaluate
@@ -38,7 +59,9 @@ def _eval(args: argparse.Namespace) -> None:
 
     source = args.data or args.source
     if source is None:
-        raise SimulpoError("give a test set: --source FILE [--reference FILE], or --data FILE.jsonl")
+        raise SimulpoError(
+            "give a test set: --source FILE [--reference FILE], or --data FILE.jsonl"
+        )
     segments = load_test_set(source, args.reference)
     if args.policy == "llm":
         policy = _llm_policy(args)
@@ -83,7 +106,9 @@ def _llm_policy(args: argparse.Namespace):
     from simulpo.policies.llm import LLMPolicy
 
     if not args.model:
-        raise SimulpoError("--policy llm needs --model PATH (a simultaneous policy, e.g. runs/demo/sft/final)")
+        raise SimulpoError(
+            "--policy llm needs --model PATH (a simultaneous policy, e.g. runs/demo/sft/final)"
+        )
     model, tokenizer = load_model(args.model)
     name = args.name or "llm"
     return LLMPolicy(model, tokenizer, max_final_tokens=args.max_new_tokens, name=name)
@@ -93,8 +118,13 @@ def _data_sft(args: argparse.Namespace) -> None:
     from simulpo.data.sft_synthesis import synthesize_from_corpus, write_jsonl
 
     dialogues = synthesize_from_corpus(
-        args.input, args.aligner, offline=args.offline,
-        c_min=args.c_min, c_max=args.c_max, seed=args.seed, copies=args.copies,
+        args.input,
+        args.aligner,
+        offline=args.offline,
+        c_min=args.c_min,
+        c_max=args.c_max,
+        seed=args.seed,
+        copies=args.copies,
     )
     write_jsonl(args.output, dialogues)
     print(f"wrote {len(dialogues)} dialogues to {args.output}")
@@ -114,11 +144,54 @@ def _train_sft(args: argparse.Namespace) -> None:
         tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
         model = build_tiny_lm(tokenizer)
     else:
-        raise SimulpoError("give --model PATH (a local HF causal LM) or --tokenizer DIR (train the tiny LM from scratch)")
+        raise SimulpoError(
+            "give --model PATH (a local HF causal LM) or --tokenizer DIR (train the tiny LM from scratch)"
+        )
     dev = load_dialogues(args.dev) if args.dev else None
-    result = train_sft(model, tokenizer, load_dialogues(args.data), dev, config, args.output,
-                       resume=not args.restart, progress=not args.no_progress)
-    print(f"train loss {result['train_loss']:.4f}, dev loss {result['dev_loss']}; model in {result['final_dir']}")
+    result = train_sft(
+        model,
+        tokenizer,
+        load_dialogues(args.data),
+        dev,
+        config,
+        args.output,
+        resume=not args.restart,
+        progress=not args.no_progress,
+    )
+    print(
+        f"train loss {result['train_loss']:.4f}, dev loss {result['dev_loss']}; model in {result['final_dir']}"
+    )
+
+
+def _train_rl(args: argparse.Namespace) -> None:
+    from simulpo.eval.testset import load_test_set
+    from simulpo.models.lm import load_model
+    from simulpo.train.rl import load_rl_config, train_rl
+
+    config = load_rl_config(args.config, args.set)
+    model, tokenizer = load_model(args.model, lora=args.lora)
+    dev = load_test_set(args.dev) if args.dev else None
+    result = train_rl(
+        model,
+        tokenizer,
+        load_test_set(args.data),
+        dev,
+        config,
+        args.output,
+        resume=not args.restart,
+        progress=not args.no_progress,
+    )
+    dev_scores = "  ".join(f"{k} {v:.2f}" for k, v in (result["dev"] or {}).items())
+    print(f"{result['steps']} steps; dev {dev_scores or '(none)'}; policy in {result['final_dir']}")
+
+
+def _experiment(args: argparse.Namespace) -> None:
+    from simulpo.experiments import run_experiment
+
+    rows = run_experiment(
+        args.name, args.run, config=args.config, overrides=args.set, progress=not args.no_progress
+    )
+    _print_rows(rows)
 
 
 def _plot(args: argparse.Namespace) -> None:
@@ -139,11 +212,54 @@ def _data(args: argparse.Namespace) -> None:
         print(f"wrote {path}")
 
 
+def _data_speech(args: argparse.Namespace) -> None:
+    from simulpo.data.speech import (
+        DEFAULT_RATES,
+        DEFAULT_VOICES,
+        SpeechConfig,
+        build_speech,
+        parse_sizes,
+    )
+
+    rates = args.rates.split(",") if args.rates else DEFAULT_RATES
+    if not all(str(r).strip().isdigit() for r in rates):
+        raise SimulpoError(
+            f"--rates takes whole words-per-minute numbers, e.g. 150,175; got {args.rates!r}"
+        )
+    config = SpeechConfig(
+        voices=tuple(v.strip() for v in args.voices.split(",") if v.strip())
+        if args.voices
+        else DEFAULT_VOICES,
+        rates=tuple(int(r) for r in rates),
+        stream_minutes=args.stream_minutes,
+        seed=args.seed,
+        workers=args.workers,
+    )
+    paths = build_speech(
+        args.output,
+        seed=args.seed,
+        reorder=args.reorder,
+        synthetic_sizes=parse_sizes(args.sizes) if args.sizes else None,
+        bible=not args.no_bible,
+        bible_sizes=parse_sizes(args.bible_sizes) if args.bible_sizes else None,
+        config=config,
+        progress=not args.no_progress,
+    )
+    n_wav = sum(1 for p in paths if p.suffix == ".wav")
+    print(
+        f"wrote {n_wav} recordings and {len(paths) - n_wav} text files under {Path(args.output) / 'speech'}"
+    )
+
+
 def _demo(args: argparse.Namespace) -> None:
     from simulpo.demo import run_demo
 
     rows = run_demo(
-        args.output, quick=args.quick, progress=not args.no_progress, config=args.config, overrides=args.set
+        args.output,
+        quick=args.quick,
+        progress=not args.no_progress,
+        config=args.config,
+        overrides=args.set,
     )
     _print_rows(rows)
 
@@ -160,9 +276,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("score", help="score a SimulEval instances.log (latency and quality)")
-    p.add_argument("path", help="an instances.log file, or a directory holding one")
-    p.add_argument("--output", help="where to write scores.json (file or dir; default: beside the log)")
+    p = sub.add_parser(
+        "score",
+        help="score a SimulEval instances.log, or long-form streams (--segments, --references)",
+    )
+    p.add_argument(
+        "path",
+        help="an instances.log file, or a directory holding one; with --segments, the long-form "
+        "hypothesis JSONL (one {source, prediction, delays[, elapsed]} line per recording, ms)",
+    )
+    p.add_argument(
+        "--output",
+        help="where to write scores.json (file or dir; default: beside the log; long-form: a dir)",
+    )
+    p.add_argument(
+        "--segments",
+        help="long-form: the recordings' segment file (YAML/JSON list of {wav, offset, duration} "
+        "in seconds, one per reference sentence): score PATH's streams with BLEU, chrF, "
+        "StreamLAAL and LongYAAL (ms), and write the re-segmentation",
+    )
+    p.add_argument("--references", help="long-form: the reference sentences, one per segment")
+    p.add_argument(
+        "--char-level",
+        action="store_true",
+        help="long-form: characters as target units (spaces included), for zh/ja targets",
+    )
     p.add_argument(
         "--source-type",
         choices=["auto", "text", "speech"],
@@ -184,17 +322,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", help="reference file, one segment a line")
     p.add_argument("--data", help="JSONL test set with source and reference fields")
     p.add_argument("--dataset", help="dataset name in the report (default: file stem)")
-    p.add_argument("--policy", default="wait-k", help="wait-k | wait-N | offline | fixed-chunk | local-agreement | llm")
-    p.add_argument("--k", type=int, default=3, help="k of wait-k (source words read before writing)")
-    p.add_argument("--n", type=int, default=2, help="translations that must agree, for local agreement")
+    p.add_argument(
+        "--policy",
+        default="wait-k",
+        help="wait-k | wait-N | offline | fixed-chunk | local-agreement | llm",
+    )
+    p.add_argument(
+        "--k", type=int, default=3, help="k of wait-k (source words read before writing)"
+    )
+    p.add_argument(
+        "--n", type=int, default=2, help="translations that must agree, for local agreement"
+    )
     p.add_argument("--chunk-words", type=int, default=1, help="source words read per turn")
-    p.add_argument("--translator", default="apertium", help="grammar | apertium | llm (with --model)")
-    p.add_argument("--model", help="local HF model dir: the LLM policy (--policy llm) or translator (--translator llm)")
+    p.add_argument(
+        "--translator", default="apertium", help="grammar | apertium | llm (with --model)"
+    )
+    p.add_argument(
+        "--model",
+        help="local HF model dir: the LLM policy (--policy llm) or translator (--translator llm)",
+    )
     p.add_argument("--name", help="system name in the report (LLM policies; default llm)")
-    p.add_argument("--max-new-tokens", type=int, default=160, help="LLM token budget of a whole translation")
+    p.add_argument(
+        "--max-new-tokens", type=int, default=160, help="LLM token budget of a whole translation"
+    )
     p.add_argument("--pair", default="eng-spa", help="Apertium language pair")
-    p.add_argument("--reorder", type=float, help="grammar translator: the reorder the data was built with")
-    p.add_argument("--output", default="runs/eval", help="output directory (report.json accumulates rows)")
+    p.add_argument(
+        "--reorder", type=float, help="grammar translator: the reorder the data was built with"
+    )
+    p.add_argument(
+        "--output", default="runs/eval", help="output directory (report.json accumulates rows)"
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     _unit_args(p)
     p.set_defaults(func=_eval)
@@ -211,48 +368,184 @@ def build_parser() -> argparse.ArgumentParser:
     b = data_sub.add_parser("build", help="write the bundled corpora as plain files and JSONL")
     b.add_argument("--output", default="runs/data", help="output directory")
     b.add_argument("--seed", type=int, default=0, help="seed of the synthetic pair")
-    b.add_argument("--reorder", type=float, default=None, help="synthetic pair's word-order divergence, 0..1 (default: the embedded setting)")
+    b.add_argument(
+        "--reorder",
+        type=float,
+        default=None,
+        help="synthetic pair's word-order divergence, 0..1 (default: the embedded setting)",
+    )
     b.add_argument("--no-bible", action="store_true", help="skip the English-Spanish Bible corpus")
     b.set_defaults(func=_data)
-    s = data_sub.add_parser("sft", help="synthesize SFT dialogues (align, monotonize, group by chunk) as chat JSONL")
-    s.add_argument("--input", required=True, help="JSONL with source and reference (e.g. runs/data/synthetic/train.jsonl)")
+    s = data_sub.add_parser(
+        "sft", help="synthesize SFT dialogues (align, monotonize, group by chunk) as chat JSONL"
+    )
+    s.add_argument(
+        "--input",
+        required=True,
+        help="JSONL with source and reference (e.g. runs/data/synthetic/train.jsonl)",
+    )
     s.add_argument("--output", required=True, help="JSONL of {'messages': [...]} dialogues")
-    s.add_argument("--aligner", choices=["eflomal", "gold"], default="eflomal", help="word aligner (gold: the input's alignment field)")
+    s.add_argument(
+        "--aligner",
+        choices=["eflomal", "gold"],
+        default="eflomal",
+        help="word aligner (gold: the input's alignment field)",
+    )
     s.add_argument("--c-min", type=int, default=1, help="fewest source words merged into one chunk")
     s.add_argument("--c-max", type=int, default=12, help="most source words merged into one chunk")
     s.add_argument("--copies", type=int, default=1, help="random segmentations per sentence")
     s.add_argument("--seed", type=int, default=0, help="seed of the segmentations")
-    s.add_argument("--offline", action="store_true", help="single-turn whole-sentence dialogues instead")
+    s.add_argument(
+        "--offline", action="store_true", help="single-turn whole-sentence dialogues instead"
+    )
     s.set_defaults(func=_data_sft)
+    sp = data_sub.add_parser(
+        "speech",
+        help="source speech (espeak-ng) for the bundled corpora: long-form WAV streams, segment YAML, word timings",
+    )
+    sp.add_argument("--output", default="runs/data", help="data directory (writes OUTPUT/speech/)")
+    sp.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the synthetic pair (as in data build) and of voices, rates, pauses",
+    )
+    sp.add_argument(
+        "--reorder",
+        type=float,
+        default=None,
+        help="synthetic pair's word-order divergence (as in data build)",
+    )
+    sp.add_argument(
+        "--sizes", help="synthetic sentences per split (default train=2000,dev=200,test=200)"
+    )
+    sp.add_argument(
+        "--bible-sizes", help="Bible verses per split (default train=500,dev=100,test=100)"
+    )
+    sp.add_argument("--no-bible", action="store_true", help="skip the Bible subset")
+    sp.add_argument(
+        "--voices",
+        help="espeak-ng voices, comma-separated, one drawn per utterance (default en-us,en,en-gb-scotland,en-029,en-us+f3,en+f2)",
+    )
+    sp.add_argument(
+        "--rates",
+        help="speaking rates in words per minute, comma-separated (default 150,175,200,225)",
+    )
+    sp.add_argument(
+        "--stream-minutes", type=float, default=5.0, help="length of each long-form recording"
+    )
+    sp.add_argument("--workers", type=int, default=2, help="synthesis processes")
+    sp.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    sp.set_defaults(func=_data_speech)
 
     p = sub.add_parser("train", help="training")
     train_sub = p.add_subparsers(dest="train_command", required=True, metavar="STAGE")
-    t = train_sub.add_parser("sft", help="supervised fine-tuning on chat JSONL (loss on assistant turns only)")
+    t = train_sub.add_parser(
+        "sft", help="supervised fine-tuning on chat JSONL (loss on assistant turns only)"
+    )
     t.add_argument("--data", required=True, help="training dialogues (JSONL, {'messages': [...]})")
     t.add_argument("--dev", help="dev dialogues for the dev loss")
     t.add_argument("--model", help="local HF causal LM to fine-tune")
-    t.add_argument("--tokenizer", help="tokenizer dir: train the tiny default LM from scratch with it")
-    t.add_argument("--lora", action="store_true", help="train LoRA adapters (peft) instead of all weights")
+    t.add_argument(
+        "--tokenizer", help="tokenizer dir: train the tiny default LM from scratch with it"
+    )
+    t.add_argument(
+        "--lora", action="store_true", help="train LoRA adapters (peft) instead of all weights"
+    )
     t.add_argument("--config", help="YAML with SFTConfig fields")
-    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field, e.g. --set epochs=2")
-    t.add_argument("--output", default="runs/sft", help="run dir: checkpoints/, final/, train_log.jsonl")
-    t.add_argument("--restart", action="store_true", help="ignore existing checkpoints and start over")
+    t.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. --set epochs=2",
+    )
+    t.add_argument(
+        "--output", default="runs/sft", help="run dir: checkpoints/, final/, train_log.jsonl"
+    )
+    t.add_argument(
+        "--restart", action="store_true", help="ignore existing checkpoints and start over"
+    )
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     t.set_defaults(func=_train_sft)
+    t = train_sub.add_parser(
+        "rl", help="GRPO post-training of a simultaneous policy (SeqPO / HPO rewards)"
+    )
+    t.add_argument(
+        "--model",
+        default="runs/demo/sft/final",
+        help="the SFT policy to start from (a local HF causal LM)",
+    )
+    t.add_argument(
+        "--data",
+        default="runs/demo/data/synthetic/train.jsonl",
+        help="training sources and references (JSONL)",
+    )
+    t.add_argument(
+        "--dev",
+        default="runs/demo/data/synthetic/dev.jsonl",
+        help="dev set for periodic evaluation ('' = none)",
+    )
+    t.add_argument(
+        "--lora",
+        action="store_true",
+        help="train LoRA adapters (peft); the KL reference is the model without them",
+    )
+    t.add_argument(
+        "--config",
+        help="YAML: RLConfig fields, or a text recipe whose 'rl' section is used (configs/demo-text.yaml)",
+    )
+    t.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. --set reward.lam=1",
+    )
+    t.add_argument(
+        "--output", default="runs/rl", help="run dir: checkpoints/, final/, train_log.jsonl, dev/"
+    )
+    t.add_argument(
+        "--restart",
+        action="store_true",
+        help="ignore existing checkpoints and start over (default: resume)",
+    )
+    t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    t.set_defaults(func=_train_rl)
 
-    p = sub.add_parser("demo", help="the main job: data, baselines, report and plot on the embedded default")
+    p = sub.add_parser(
+        "demo", help="the main job: data, baselines, report and plot on the embedded default"
+    )
     p.add_argument("--output", default="runs/demo", help="output directory")
-    p.add_argument("--quick", action="store_true", help="tiny data, model and test sets: a smoke run of every step")
-    p.add_argument("--config", help="text recipe YAML (default: the embedded one, = configs/demo-text.yaml)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe field, e.g. --set sft.epochs=2")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny data, model and test sets: a smoke run of every step",
+    )
+    p.add_argument(
+        "--config", help="text recipe YAML (default: the embedded one, = configs/demo-text.yaml)"
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe field, e.g. --set sft.epochs=2",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=_demo)
     return parser
 
 
 def _unit_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--latency-unit", choices=["word", "char"], help="target latency unit (default: char for zh/ja, else word)")
-    p.add_argument("--target-lang", help="target language code, picks the BLEU tokenizer (zh, ja, ...)")
+    p.add_argument(
+        "--latency-unit",
+        choices=["word", "char"],
+        help="target latency unit (default: char for zh/ja, else word)",
+    )
+    p.add_argument(
+        "--target-lang", help="target language code, picks the BLEU tokenizer (zh, ja, ...)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,9 +2,10 @@
 
 1. The text recipe (``simulpo.pipeline``, ``configs/demo-text.yaml``): bundled data, a BPE
    tokenizer, a tiny LM trained from scratch as the offline translator, SFT dialogues
-   synthesized by align → monotonize → group by chunk, and the SFT simultaneous policy;
-   evaluated on the synthetic test set as rows ``sft``, ``wait-k`` (k = 1, 3, 5, 7, over
-   the offline LM) and ``offline``.
+   synthesized by align → monotonize → group by chunk, the SFT simultaneous policy, and
+   SeqPO RL from it (GRPO with the fused quality/latency reward); evaluated on the
+   synthetic test set as rows ``sft``, ``seqpo``, ``wait-k`` (k = 1, 3, 5, 7, over the
+   offline LM) and ``offline``.
 2. Classic baselines on the Bible test set over Apertium: ``wait-k``, ``la-2``, ``offline``.
 
 Writes each system's instance log and scores, ``report.json`` and ``quality_latency.png``.
@@ -38,6 +39,12 @@ QUICK_OVERRIDES = [
     "eval.wait_ks=[3]",
     "eval.max_new_tokens=24",
     "eval.max_piece_tokens=6",
+    "rl.steps=2",
+    "rl.sources_per_step=4",
+    "rl.group_size=2",
+    "rl.eval_segments=8",
+    "rl.max_piece_tokens=6",
+    "rl.max_final_tokens=24",
 ]
 QUICK_SEGMENTS = 40
 

@@ -1,4 +1,5 @@
-"""The text recipe of the embedded default: data → tokenizer → offline LM → SFT data → SFT policy → eval.
+"""The text recipe of the embedded default: data → tokenizer → offline LM → SFT data → SFT policy
+→ SeqPO RL → eval.
 
 Every step writes its result under one run directory and is skipped when that result is
 already there, so a killed run started again goes on where it stopped (training steps
@@ -22,6 +23,7 @@ from simulpo.data.sft_synthesis import (
 from simulpo.eval.report import Row
 from simulpo.eval.runner import evaluate
 from simulpo.eval.testset import Segment, load_test_set
+from simulpo.train.rl import RLConfig
 from simulpo.train.sft import SFTConfig
 
 log = logging.getLogger(__name__)
@@ -78,6 +80,7 @@ class TextRecipe:
     synthesis: SynthesisConfig = field(default_factory=SynthesisConfig)
     offline: SFTConfig = field(default_factory=_demo_sft)
     sft: SFTConfig = field(default_factory=_demo_sft)
+    rl: RLConfig = field(default_factory=RLConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
@@ -107,6 +110,10 @@ class TextRun:
     def sft(self) -> Path:
         return self.root / "sft"
 
+    @property
+    def seqpo(self) -> Path:
+        return self.root / "seqpo"
+
     def synthetic(self, split: str) -> Path:
         return self.data / "synthetic" / f"{split}.jsonl"
 
@@ -116,7 +123,10 @@ def build_data(recipe: TextRecipe, run: TextRun) -> None:
         return
     d = recipe.data
     build_all(
-        run.data, seed=d.seed, reorder=d.reorder, bible=d.bible,
+        run.data,
+        seed=d.seed,
+        reorder=d.reorder,
+        bible=d.bible,
         synthetic_sizes={"train": d.train, "dev": 500, "test": 500},
     )
 
@@ -146,7 +156,9 @@ def _train(recipe: TextRecipe, tokenizer, train, dev, config: SFTConfig, out: Pa
 
     final = out / "final"
     if not (final / "config.json").exists():
-        train_sft(_fresh_model(recipe, tokenizer), tokenizer, train, dev, config, out, progress=progress)
+        train_sft(
+            _fresh_model(recipe, tokenizer), tokenizer, train, dev, config, out, progress=progress
+        )
     return load_model(final)
 
 
@@ -169,8 +181,13 @@ def synthesize_step(recipe: TextRecipe, run: TextRun, progress: bool = True) -> 
         if path.exists():
             continue
         dialogues = synthesize_from_corpus(
-            run.synthetic(split), s.aligner,
-            c_min=s.c_min, c_max=s.c_max, seed=s.seed, copies=s.copies, progress=progress,
+            run.synthetic(split),
+            s.aligner,
+            c_min=s.c_min,
+            c_max=s.c_max,
+            seed=s.seed,
+            copies=s.copies,
+            progress=progress,
         )
         write_jsonl(path, dialogues)
     return paths
@@ -182,10 +199,33 @@ def train_policy_step(recipe: TextRecipe, run: TextRun, tokenizer, progress: boo
     return _train(recipe, tokenizer, train, dev, recipe.sft, run.sft, progress)
 
 
+def train_rl_step(
+    recipe: TextRecipe, run: TextRun, sft_dir: Path, tokenizer, progress: bool = True
+):
+    """SeqPO: GRPO from the SFT policy with the fused quality/latency reward."""
+    from simulpo.models.lm import load_model
+    from simulpo.train.rl import train_rl
+
+    final = run.seqpo / "final"
+    if not (final / "config.json").exists():
+        model, _ = load_model(sft_dir)
+        train = load_test_set(run.synthetic("train"))
+        dev = load_test_set(run.synthetic("dev"))
+        train_rl(model, tokenizer, train, dev, recipe.rl, run.seqpo, progress=progress)
+    return load_model(final)
+
+
 def evaluate_llm_rows(
-    recipe: TextRecipe, run: TextRun, policy_model, offline_model, tokenizer, out: Path, progress: bool
+    recipe: TextRecipe,
+    run: TextRun,
+    policies: dict[str, object],
+    offline_model,
+    tokenizer,
+    out: Path,
+    progress: bool,
 ) -> list[Row]:
-    """Rows ``sft``, ``wait-k`` (over the offline LM) and ``offline`` on the synthetic test set."""
+    """Rows of the LLM policies (``sft``, ``seqpo``), then (given an ``offline_model``)
+    ``wait-k`` over the offline LM and ``offline``, on the synthetic test set."""
     from simulpo.policies import Offline, WaitK
     from simulpo.policies.llm import LLMPolicy
     from simulpo.translators.llm import LLMTranslator
@@ -194,31 +234,40 @@ def evaluate_llm_rows(
     segments: list[Segment] = load_test_set(run.synthetic("test"))
     if e.test_segments:
         segments = segments[: e.test_segments]
-    translator = LLMTranslator(offline_model, tokenizer, max_new_tokens=e.max_new_tokens)
-    policies = [
+    systems = [
         LLMPolicy(
-            policy_model, tokenizer, max_piece_tokens=e.max_piece_tokens,
-            max_final_tokens=e.max_new_tokens, name="sft",
-        ),
-        *(WaitK(translator, k) for k in e.wait_ks),
-        Offline(translator),
+            model,
+            tokenizer,
+            max_piece_tokens=e.max_piece_tokens,
+            max_final_tokens=e.max_new_tokens,
+            name=name,
+        )
+        for name, model in policies.items()
     ]
+    if offline_model is not None:
+        translator = LLMTranslator(offline_model, tokenizer, max_new_tokens=e.max_new_tokens)
+        systems += [*(WaitK(translator, k) for k in e.wait_ks), Offline(translator)]
     return [
-        evaluate(p, segments, out / "synthetic" / p.name, "synthetic", e.chunk_words, progress=progress)
-        for p in policies
+        evaluate(
+            p, segments, out / "synthetic" / p.name, "synthetic", e.chunk_words, progress=progress
+        )
+        for p in systems
     ]
 
 
 def run_text_recipe(recipe: TextRecipe, root: str | Path, progress: bool = True) -> list[Row]:
     """All steps of the text recipe under ``root``; returns the LLM report rows."""
     run = TextRun(Path(root))
-    log.info("[1/5] data → %s", run.data)
+    log.info("[1/6] data → %s", run.data)
     build_data(recipe, run)
-    log.info("[2/5] tokenizer → %s", run.tokenizer)
+    log.info("[2/6] tokenizer → %s", run.tokenizer)
     tokenizer = train_tokenizer_step(recipe, run)
-    log.info("[3/5] offline translator → %s", run.offline)
+    log.info("[3/6] offline translator → %s", run.offline)
     offline_model, _ = train_offline_step(recipe, run, tokenizer, progress)
-    log.info("[4/5] SFT data and simultaneous policy → %s", run.sft)
-    policy_model, _ = train_policy_step(recipe, run, tokenizer, progress)
-    log.info("[5/5] evaluation")
-    return evaluate_llm_rows(recipe, run, policy_model, offline_model, tokenizer, run.root, progress)
+    log.info("[4/6] SFT data and simultaneous policy → %s", run.sft)
+    sft_model, _ = train_policy_step(recipe, run, tokenizer, progress)
+    log.info("[5/6] SeqPO RL from the SFT policy → %s", run.seqpo)
+    seqpo_model, _ = train_rl_step(recipe, run, run.sft / "final", tokenizer, progress)
+    log.info("[6/6] evaluation")
+    policies = {"sft": sft_model, "seqpo": seqpo_model}
+    return evaluate_llm_rows(recipe, run, policies, offline_model, tokenizer, run.root, progress)

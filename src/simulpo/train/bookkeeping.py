@@ -78,9 +78,7 @@ class TrainingRun:
             for key in ("extra", "path", "config", "fingerprint"):
                 state.pop(key, None)
             self.state = state
-            log.info(
-                "resuming from %s (step %d, epoch %d)", found, state["step"], state["epoch"] + 1
-            )
+            log.info("resuming from %s (step %d)", found, state["step"])
         else:
             torch.manual_seed(getattr(self.config, "seed", 0))
         if self.main:  # the log holds what the checkpoint knows, nothing after it

@@ -1,0 +1,92 @@
+"""``simulpo experiment NAME``: the papers' RL experiments as recipes over a demo run.
+
+Each experiment starts every variant from the same SFT policy of a finished text run
+(``simulpo demo --output RUN``), trains it with the RL recipe of that run plus the
+variant's overrides, evaluates it on the synthetic test set, and writes
+``RUN/experiments/NAME/report.json`` (the variants beside the run's ``sft``, ``seqpo``,
+``wait-k`` and ``offline`` rows) and ``quality_latency.png``:
+
+- ``truncation``: SeqPO with and without the latency floor (the "negative AL" hack);
+- ``lambda``: a quality–latency front from several λ, against the wait-k curve;
+- ``reward``: the fused SeqPO reward against HPO's hierarchical reward.
+
+A variant whose policy exists is not trained again, so an interrupted experiment resumes.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from simulpo.config import load_config
+from simulpo.errors import SimulpoError
+from simulpo.eval.plot import plot_quality_latency
+from simulpo.eval.report import Row, read_report, update_report
+from simulpo.pipeline import TextRecipe, TextRun, evaluate_llm_rows, train_rl_step
+
+log = logging.getLogger(__name__)
+
+#: experiment → variant name → recipe overrides (on top of the run's recipe)
+EXPERIMENTS: dict[str, dict[str, list[str]]] = {
+    "truncation": {
+        "seqpo-trunc": ["rl.reward.truncate=true"],
+        "seqpo-no-trunc": ["rl.reward.truncate=false"],
+    },
+    "lambda": {f"seqpo-lam{lam:g}": [f"rl.reward.lam={lam}"] for lam in (0.5, 1.0, 2.0, 4.0)},
+    "reward": {
+        "seqpo-fused": ["rl.reward.kind=seqpo"],
+        "hpo-hierarchical": ["rl.reward.kind=hpo"],
+    },
+}
+#: rows of the run's own report drawn beside the variants
+CONTEXT_ROWS = ("sft", "seqpo", "offline")
+
+
+def run_experiment(
+    name: str,
+    run_dir: str | Path = "runs/demo",
+    config: str | Path | None = None,
+    overrides: list[str] | None = None,
+    progress: bool = True,
+) -> list[Row]:
+    """Train and evaluate every variant of experiment ``name``; returns the report rows."""
+    if name not in EXPERIMENTS:
+        raise SimulpoError(f"unknown experiment {name!r}; choose one of {', '.join(EXPERIMENTS)}")
+    run = TextRun(Path(run_dir))
+    sft_dir = run.sft / "final"
+    if not (sft_dir / "config.json").exists():
+        raise SimulpoError(
+            f"{run.root} has no SFT policy ({sft_dir}); run `simulpo demo --output {run.root}` first"
+        )
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(run.tokenizer))
+    out = run.root / "experiments" / name
+    rows: list[Row] = []
+    for variant, changes in EXPERIMENTS[name].items():
+        recipe = load_config(TextRecipe, config, [*(overrides or []), *changes])
+        log.info("%s: %s (%s)", name, variant, ", ".join(changes))
+        model, _ = train_rl_step(recipe, run, sft_dir, tokenizer, progress, out / variant)
+        rows += evaluate_llm_rows(recipe, run, {variant: model}, None, tokenizer, out, progress)
+    context = _context_rows(run.root / "report.json")
+    report = update_report(out / "report.json", context + rows)
+    plot = plot_quality_latency(
+        report, out / "quality_latency.png", x="AL", title=f"experiment: {name}"
+    )
+    log.info("Wrote %s and %s.", out / "report.json", plot)
+    return rows
+
+
+def _context_rows(path: Path) -> list[Row]:
+    """The run's synthetic-test rows that frame the variants (wait-k curve, sft, offline)."""
+    if not path.exists():
+        return []
+    return [
+        r
+        for r in read_report(path)
+        if r.get("dataset") == "synthetic"
+        and (r["name"] in CONTEXT_ROWS or r["name"].startswith("wait-"))
+    ]
+
+
+__all__ = ["EXPERIMENTS", "run_experiment"]

@@ -1,0 +1,360 @@
+"""The RL loop (SeqPO / HPO): sample groups of streaming episodes, reward them, GRPO update.
+
+One step, as in both papers:
+
+1. take ``sources_per_step`` training sources (a fixed, seeded order over epochs);
+2. **rollout** — stream each source ``group_size`` times with the sampling LLM policy,
+   through the same loop as evaluation (:mod:`simulpo.train.rollout`);
+3. **reward** — score each group of episodes with a plain reward function
+   (:mod:`simulpo.rewards`: SeqPO's fused quality/latency reward or HPO's hierarchical
+   one); the advantage of an episode is its reward minus its group's mean;
+4. **update** — GRPO on the tokens the policy wrote (:mod:`simulpo.train.grpo`).
+
+Everything a run needs to continue exactly is in its checkpoints: the weights, the
+optimizer, the step; the data order and each step's sampling seed are functions of the
+config's seed and the step, so a run killed at any point and resumed produces the same
+weights as one that never stopped. Data parallel through ``accelerate``: each process
+streams its share of the step's sources; the update normalizes over the global batch.
+
+Layout of ``out_dir``: ``checkpoints/``, ``train_log.jsonl`` (one line per step: reward,
+quality, latency, KL, entropy, ...; dev scores at ``eval_every``), ``dev/step-N/``
+(instance logs and scores of each dev evaluation), ``final/`` (the trained policy) and
+``result.json``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from simulpo.errors import ConfigError, SimulpoError
+from simulpo.eval.runner import evaluate
+from simulpo.eval.testset import Segment
+from simulpo.io import atomic_write_json
+from simulpo.models.lm import save_model
+from simulpo.policies.llm import LLMPolicy
+from simulpo.rewards import RewardConfig, build_reward
+from simulpo.stream.segmenter import FixedWords
+from simulpo.train.bookkeeping import TrainingRun
+from simulpo.train.checkpoint import latest_checkpoint
+from simulpo.train.grpo import GRPOConfig, group_advantages, grpo_update
+from simulpo.train.rollout import Rollout, collate, sample_groups
+
+log = logging.getLogger(__name__)
+
+
+def _f(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class RLConfig:
+    """One RL run; the defaults are the embedded demo's (tiny model, 2 CPU cores)."""
+
+    steps: int = _f(40, "rollout + update rounds")
+    sources_per_step: int = _f(16, "training sources per step (over all processes)")
+    group_size: int = _f(8, "episodes sampled per source (GRPO's group, B)")
+    chunk_words: int = _f(1, "source words read per turn in rollouts (the chunk size m)")
+    max_piece_tokens: int = _f(32, "token budget of a piece before the source ends")
+    max_final_tokens: int = _f(160, "token budget of the last piece")
+    weight_decay: float = _f(0.0, "AdamW weight decay (the learning rate is grpo.lr)")
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    grpo: GRPOConfig = field(default_factory=GRPOConfig)  # also rollouts' temperature, top_p
+    eval_every: int = _f(0, "greedy dev evaluation every this many steps (0 = at the end only)")
+    eval_segments: int = _f(200, "dev segments evaluated (0 = all)")
+    save_every: int = _f(10, "checkpoint every this many steps (and at the end)")
+    keep_checkpoints: int = _f(2, "checkpoints kept on disk, newest first (0 = keep all)")
+    seed: int = _f(0, "seed of the data order and of every rollout")
+
+    def check(self) -> None:
+        for name in ["steps", "sources_per_step", "group_size", "chunk_words"]:
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"RL {name} must be > 0, got {getattr(self, name)}")
+        for name in ["eval_every", "eval_segments", "save_every", "keep_checkpoints"]:
+            if getattr(self, name) < 0:
+                raise ConfigError(f"RL {name} must be >= 0, got {getattr(self, name)}")
+        if self.group_size < 2:
+            raise ConfigError(
+                "RL group_size must be at least 2: GRPO's advantage compares episodes of a group"
+            )
+
+
+#: fields that may change when a run is resumed (they change no number of the training)
+_RESUMABLE = frozenset({"eval_every", "eval_segments", "save_every", "keep_checkpoints", "steps"})
+
+
+def load_rl_config(path: str | Path | None, overrides: Sequence[str] = ()) -> RLConfig:
+    """An RLConfig from YAML: its fields, or a text recipe's ``rl`` section."""
+    import yaml
+
+    from simulpo.config import load_config
+
+    if path is not None:
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as err:
+            raise ConfigError(f"{path}: cannot read the RL config ({err})") from err
+        if isinstance(data, dict) and "rl" in data:
+            from simulpo.pipeline import TextRecipe
+
+            return load_config(TextRecipe, path, [f"rl.{o}" for o in overrides]).rl
+    return load_config(RLConfig, path, overrides)
+
+
+def step_sources(n_sources: int, config: RLConfig, step: int) -> np.ndarray:
+    """Indices of the sources of ``step``: epoch after epoch of seeded permutations."""
+    per = config.sources_per_step
+    first = step * per
+    out = []
+    while len(out) < per:
+        epoch, offset = divmod(first + len(out), n_sources)
+        order = np.random.default_rng([config.seed, epoch]).permutation(n_sources)
+        out.extend(order[offset : offset + per - len(out)].tolist())
+    return np.asarray(out)
+
+
+def rollout_seed(config: RLConfig, step: int, rank: int) -> int:
+    return int(np.random.default_rng([config.seed, step, rank, 7]).integers(2**62))
+
+
+def train_rl(
+    model,
+    tokenizer,
+    train: Sequence[Segment],
+    dev: Sequence[Segment] | None = None,
+    config: RLConfig | None = None,
+    out_dir: str | Path = "runs/rl",
+    resume: bool = True,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Post-train the policy ``model`` (an SFT checkpoint) with GRPO; returns a summary.
+
+    The model is trained in place and saved to ``out_dir/final``; ``resume=True`` goes on
+    from the last checkpoint in ``out_dir/checkpoints`` (same data and config).
+    """
+    from accelerate import Accelerator
+
+    config = config or RLConfig()
+    config.check()
+    if not train:
+        raise SimulpoError("RL needs at least one training source")
+    out_dir = Path(out_dir)
+    accelerator = Accelerator()
+    rank, world = accelerator.process_index, accelerator.num_processes
+    if config.sources_per_step % world:
+        raise ConfigError(
+            f"RL sources_per_step ({config.sources_per_step}) must be a multiple of the "
+            f"number of processes ({world})"
+        )
+    reward_fn = build_reward(config.reward)
+    # The KL reference is the starting policy; a LoRA model serves as its own reference
+    # with its adapters disabled (see grpo_update), anything else needs a frozen copy.
+    ref_model = None
+    if config.grpo.beta > 0 and not _is_peft(model):
+        ref_model = copy.deepcopy(model).eval().requires_grad_(False)
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.grpo.lr, weight_decay=config.weight_decay)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    unwrapped = accelerator.unwrap_model(model)
+    if ref_model is not None:
+        ref_model.to(accelerator.device)
+    run = TrainingRun(
+        accelerator, unwrapped, tokenizer, optimizer, None, config, out_dir, {"step": 0}, _RESUMABLE
+    )
+    run.start(_fingerprint(train), resume)
+    state = run.state
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    segmenter = FixedWords(config.chunk_words)
+    bar = tqdm(
+        total=config.steps,
+        initial=state["step"],
+        desc="rl",
+        unit="step",
+        disable=not progress or not accelerator.is_main_process,
+    )
+    run.bar = bar
+    last_dev: dict[str, Any] | None = None
+    while state["step"] < config.steps:
+        step = state["step"]
+        tic = time.perf_counter()
+        mine = step_sources(len(train), config, step)[rank::world]
+        rollouts = _rollouts(
+            unwrapped, tokenizer, [train[i] for i in mine], segmenter, config, step, rank
+        )
+        rewards, reward_stats = _rewards(rollouts, reward_fn)
+        advantages = group_advantages(
+            rewards, [r.group for r in rollouts], scale=config.grpo.scale_rewards
+        )
+        rollout_s = time.perf_counter() - tic
+        model.train()
+        stats = grpo_update(
+            model,
+            optimizer,
+            collate(rollouts, pad_id),
+            advantages,
+            config.grpo,
+            accelerator=accelerator,
+            ref_model=ref_model,
+        )
+        if not math.isfinite(float(stats.get("loss", 0.0))):
+            bar.close()
+            raise SimulpoError(
+                f"the GRPO loss became NaN or infinite at step {step + 1}; stopped. The last good "
+                f"checkpoint is {latest_checkpoint(run.ckpt_dir) or 'none'}. Lower grpo.lr (now {config.grpo.lr})."
+            )
+        state["step"] = step + 1
+        event = {
+            "step": step + 1,
+            **_mean_over_processes(accelerator, {**reward_stats, **_float_stats(stats)}),
+            "rollout_s": rollout_s,
+            "step_s": time.perf_counter() - tic,
+        }
+        run.record(**event)
+        bar.update(1)
+        bar.set_postfix(
+            {k: f"{event[k]:.3g}" for k in ("quality", "latency", "kl", "entropy") if k in event}
+        )
+        at_end = state["step"] == config.steps
+        if dev and (at_end or (config.eval_every and state["step"] % config.eval_every == 0)):
+            last_dev = _dev_eval(
+                unwrapped, tokenizer, dev, config, out_dir, state["step"], accelerator
+            )
+            run.record(step=state["step"], **{f"dev_{k}": v for k, v in last_dev.items()})
+            run.say(_dev_line(state["step"], last_dev))
+        if at_end or (config.save_every and state["step"] % config.save_every == 0):
+            run.checkpoint()
+    bar.close()
+
+    final_dir = out_dir / "final"
+    if accelerator.is_main_process:
+        save_model(unwrapped, tokenizer, final_dir)
+    accelerator.wait_for_everyone()
+    result = {"steps": state["step"], "final_dir": str(final_dir), "dev": last_dev}
+    if accelerator.is_main_process:
+        atomic_write_json(out_dir / "result.json", result)
+    return result
+
+
+def _rollouts(
+    model, tokenizer, segments, segmenter, config: RLConfig, step: int, rank: int
+) -> list[Rollout]:
+    policy = LLMPolicy(
+        model,
+        tokenizer,
+        do_sample=True,
+        temperature=config.grpo.temperature,
+        top_p=config.grpo.top_p,
+        max_piece_tokens=config.max_piece_tokens,
+        max_final_tokens=config.max_final_tokens,
+        seed=rollout_seed(config, step, rank),
+        name="rollout",
+    )
+    model.eval()
+    return sample_groups(
+        policy,
+        [s.source.split() for s in segments],
+        [s.reference for s in segments],
+        segmenter,
+        config.group_size,
+    )
+
+
+def _rewards(rollouts: Sequence[Rollout], reward_fn) -> tuple[np.ndarray, dict[str, float]]:
+    """Rewards of every rollout (group by group) and what the log shows of them: mean
+    quality, mean latency before (``latency``) and after truncation or gating
+    (``latency_reward``), and the reward function's own group statistics, averaged."""
+    groups: dict[int, list[int]] = {}
+    for i, r in enumerate(rollouts):
+        groups.setdefault(r.group, []).append(i)
+    rewards = np.zeros(len(rollouts))
+    quality, latency, latency_reward = (np.full(len(rollouts), np.nan) for _ in range(3))
+    sums: dict[str, list[float]] = {}
+    for members in groups.values():
+        result = reward_fn([rollouts[i].episode for i in members])
+        rewards[members] = result.rewards
+        quality[members], latency[members] = result.quality, result.latency_raw
+        latency_reward[members] = result.latency
+        for key, value in result.stats.items():
+            sums.setdefault(f"reward/{key}", []).append(float(value))
+    stats = {k: float(np.mean(v)) for k, v in sums.items()}
+    with np.errstate(all="ignore"):
+        stats.update(
+            quality=float(np.nanmean(quality)) if np.isfinite(quality).any() else float("nan"),
+            latency=float(np.nanmean(latency)) if np.isfinite(latency).any() else float("nan"),
+            latency_reward=float(np.nanmean(latency_reward)),
+        )
+    stats["reward_std"] = float(np.std(rewards))
+    stats["policy_tokens"] = float(np.mean([r.num_policy_tokens for r in rollouts]))
+    stats["truncated_pieces"] = float(np.mean([r.truncated for r in rollouts]))
+    return rewards, stats
+
+
+def _float_stats(stats: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in stats.items() if isinstance(v, (int, float, torch.Tensor))}
+
+
+def _mean_over_processes(accelerator, stats: dict[str, float]) -> dict[str, float]:
+    if accelerator.num_processes == 1 or not stats:
+        return stats
+    keys = sorted(stats)
+    values = torch.tensor([stats[k] for k in keys], dtype=torch.float64, device=accelerator.device)
+    values = accelerator.reduce(values, reduction="mean")
+    return dict(zip(keys, values.tolist()))
+
+
+def _dev_eval(model, tokenizer, dev, config: RLConfig, out_dir: Path, step: int, accelerator):
+    """Greedy decoding of the dev segments (main process); BLEU, chrF and latency."""
+    result: dict[str, Any] = {}
+    if accelerator.is_main_process:
+        segments = list(dev[: config.eval_segments] if config.eval_segments else dev)
+        policy = LLMPolicy(
+            model,
+            tokenizer,
+            max_piece_tokens=config.max_piece_tokens,
+            max_final_tokens=config.max_final_tokens,
+            name="rl",
+        )
+        model.eval()
+        row = evaluate(
+            policy,
+            segments,
+            out_dir / "dev" / f"step-{step}",
+            "dev",
+            config.chunk_words,
+            progress=False,
+        )
+        result = {k: row[k] for k in ("BLEU", "chrF", "AL", "LAAL") if k in row}
+    accelerator.wait_for_everyone()
+    return result
+
+
+def _dev_line(step: int, scores: dict[str, Any]) -> str:
+    return f"step {step}: dev " + "  ".join(f"{k} {v:.2f}" for k, v in scores.items())
+
+
+def _is_peft(model) -> bool:
+    from simulpo.models.lm import is_peft
+
+    return is_peft(model)
+
+
+def _fingerprint(train: Sequence[Segment]) -> str:
+    digest = hashlib.sha256()
+    for s in train:
+        digest.update(f"{s.source}\t{s.reference}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+__all__ = ["RLConfig", "load_rl_config", "rollout_seed", "step_sources", "train_rl"]
