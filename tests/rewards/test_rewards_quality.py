@@ -111,3 +111,16 @@ def test_real_comet_checkpoint():
         ["Die Katze sitzt auf der Matte."] * 2,
     )
     assert good > bad
+
+
+def test_chrf1_weighs_extra_words_like_missing_ones():
+    from simulpo.rewards.quality import build_quality
+
+    ref = "laron yu kasu nunvu"
+    longer, shorter = ref + " heke mi", "laron yu"
+    chrf, chrf1 = build_quality("chrf"), build_quality("chrf1")
+    # beta 2 forgives the two extra words far more than the two missing ones ...
+    assert chrf([longer], [ref])[0] > chrf([shorter], [ref])[0] + 10
+    # ... character F1 does not favour writing too much.
+    assert chrf1([longer], [ref])[0] < chrf([longer], [ref])[0]
+    assert chrf1([ref], [ref])[0] == 100.0

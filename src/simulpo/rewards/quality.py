@@ -43,7 +43,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: the spec strings :func:`build_quality` understands (``comet:`` takes a path after it).
-QUALITY_SPECS = ("chrf", "chrf++", "bleu", "comet:PATH")
+QUALITY_SPECS = ("chrf", "chrf++", "chrf1", "bleu", "comet:PATH")
 
 
 @runtime_checkable
@@ -74,15 +74,19 @@ class Chrf:
     """Sentence chrF (Popović 2015), sacrebleu defaults (character 6-grams, beta 2), 0–100.
 
     ``word_order=2`` gives chrF++ (adds word uni- and bigrams). An empty hypothesis scores 0.
+    ``beta`` weighs recall ``beta`` times as much as precision: with the default 2, writing
+    extra words costs little, and an RL policy rewarded by it learns to over-generate
+    (which also lowers its AL); ``beta=1`` (spec ``chrf1``, character F1) makes a wrong
+    extra word cost as much as a missing one.
     """
 
     higher_is_better = True
     worst = 0.0
     threshold = 30.0  # random words of the target vocabulary score ~20, repeated words ~6
 
-    def __init__(self, word_order: int = 0) -> None:
-        self._metric = CHRF(word_order=word_order)
-        self.name = "chrF++" if word_order else "chrF"
+    def __init__(self, word_order: int = 0, beta: int = 2) -> None:
+        self._metric = CHRF(word_order=word_order, beta=beta)
+        self.name = ("chrF++" if word_order else "chrF") + ("" if beta == 2 else f"(beta={beta})")
 
     def __call__(self, hypotheses, references, sources=None) -> np.ndarray:
         _pairs(hypotheses, references)
@@ -164,7 +168,8 @@ class Comet:
 
 
 def build_quality(spec: str, *, target_lang: str | None = None) -> QualityMetric:
-    """A sentence-level metric from its spec: ``chrf``, ``chrf++``, ``bleu`` or ``comet:PATH``.
+    """A sentence-level metric from its spec: ``chrf``, ``chrf++``, ``chrf1`` (character F1),
+    ``bleu`` or ``comet:PATH``.
 
     ``target_lang`` picks BLEU's tokenizer (``zh``, ``ja-mecab``/``char``, else ``13a``).
     """
@@ -174,6 +179,8 @@ def build_quality(spec: str, *, target_lang: str | None = None) -> QualityMetric
         return Chrf()
     if low == "chrf++":
         return Chrf(word_order=2)
+    if low == "chrf1":
+        return Chrf(beta=1)
     if low == "bleu":
         return Bleu(target_lang)
     if low.startswith("comet:"):

@@ -1,4 +1,4 @@
-"""Training: supervised fine-tuning on dialogues, checkpoints (and, next, the RL trainer)."""
+"""Training: SFT on dialogues, RL (rollouts → rewards → GRPO), atomic checkpoints."""
 
 from simulpo.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from simulpo.train.sft import SFTConfig, load_dialogues, tokenize_dialogue, train_sft

@@ -54,6 +54,7 @@ class TrainingRun:
         self.history: list[dict[str, Any]] = []
         self.fingerprint = ""
         self.bar = None
+        self._board = None  # a TensorBoard writer, when tensorboard is installed
 
     @property
     def main(self) -> bool:
@@ -105,10 +106,28 @@ class TrainingRun:
         self.accelerator.wait_for_everyone()
 
     def record(self, **event: Any) -> None:
+        """Log one event (it must hold ``step``): to ``train_log.jsonl`` and, when the
+        ``tensorboard`` package is installed, to ``out_dir/tensorboard``."""
         self.history.append(event)
         if self.main:
             with open(self.out_dir / "train_log.jsonl", "a", encoding="utf-8") as f:
                 f.write(json.dumps(event) + "\n")
+            board = self._tensorboard()
+            if board is not None:
+                for key, value in event.items():
+                    if key != "step" and isinstance(value, (int, float)):
+                        board.add_scalar(key, value, event.get("step", 0))
+                board.flush()
+
+    def _tensorboard(self):
+        if self._board is None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # tensorboard is optional
+                self._board = False
+            else:
+                self._board = SummaryWriter(str(self.out_dir / "tensorboard"))
+        return self._board or None
 
     def say(self, message: str) -> None:
         if self.main:
