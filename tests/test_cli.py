@@ -63,3 +63,28 @@ def test_user_errors_are_one_line_without_traceback(tmp_path, capsys):
     assert "unknown policy" in capsys.readouterr().err
     assert main(["score", str(tmp_path / "missing")]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_eval_takes_any_local_causal_lm_through_model(tmp_path):
+    """A second architecture (Llama, untrained) runs as the LLM policy and as the offline
+    LLM translator under wait-k: plumbing only, the words mean nothing."""
+    from simulpo.data.synthetic import generate_corpus
+    from simulpo.models.lm import build_tiny_lm, save_model
+    from simulpo.models.tokenizer import train_tokenizer
+
+    corpus = generate_corpus(100, seed=3)
+    tok = train_tokenizer([p.source for p in corpus] + [p.target for p in corpus], vocab_size=300)
+    model = build_tiny_lm(tok, arch="llama", hidden_size=32, num_layers=1, num_heads=2)
+    model_dir = save_model(model, tok, tmp_path / "llama")
+    src, ref, pairs = write_test_set(tmp_path, n=3)
+    out = tmp_path / "runs"
+    common = ["--source", str(src), "--reference", str(ref), "--model", str(model_dir),
+              "--max-new-tokens", "12", "--output", str(out), "--dataset", "syn", "--no-progress"]
+    assert main(["eval", "--policy", "llm", *common]) == 0
+    assert main(["eval", "--translator", "llm", "--policy", "wait-3", *common]) == 0
+    assert [r["name"] for r in json.loads((out / "report.json").read_text())] == ["llm", "wait-3"]
+    for name, least in (("llm", 1), ("wait-3", 3)):
+        for line, pair in zip((out / "syn" / name / "instances.log").read_text().splitlines(), pairs):
+            delays = json.loads(line)["delays"]
+            assert delays == sorted(delays)
+            assert all(min(least, len(pair.src)) <= d <= len(pair.src) for d in delays)

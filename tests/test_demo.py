@@ -30,3 +30,45 @@ def test_quick_demo_writes_report_plot_and_models_and_resumes(tmp_path):
     run_demo(tmp_path, quick=True, progress=False)
     after = [(tmp_path / s / "final" / "config.json").stat().st_mtime_ns for s in ("sft", "seqpo")]
     assert after == before
+
+    # An experiment trains its variants from the run's SFT policy and reports them; the
+    # variant equal to the run's own recipe is the run's SeqPO policy, not trained again.
+    from simulpo.demo import QUICK_OVERRIDES
+    from simulpo.experiments import EXPERIMENTS, run_experiment
+
+    rows = run_experiment("truncation", tmp_path, overrides=QUICK_OVERRIDES, progress=False)
+    assert [r["name"] for r in rows] == ["seqpo-trunc", "seqpo-no-trunc"]
+    assert (tmp_path / "seqpo" / "final" / "config.json").stat().st_mtime_ns == after[1]
+    out = tmp_path / "experiments" / "truncation"
+    report = json.loads((out / "report.json").read_text())
+    assert {"seqpo-trunc", "seqpo-no-trunc", "sft", "seqpo", "wait-3"} <= {
+        r["name"] for r in report
+    }
+    assert (out / "quality_latency.png").stat().st_size > 0
+    (no_trunc,) = (tmp_path / "experiments" / "policies").iterdir()
+    stamp = (no_trunc / "final" / "config.json").stat().st_mtime_ns
+    # Another experiment with the same variant reuses its policy.
+    EXPERIMENTS["share-test"] = {"again": ["rl.reward.truncate=false"]}
+    try:
+        run_experiment("share-test", tmp_path, overrides=QUICK_OVERRIDES, progress=False)
+    finally:
+        del EXPERIMENTS["share-test"]
+    assert [p.name for p in (tmp_path / "experiments" / "policies").iterdir()] == [no_trunc.name]
+    assert (no_trunc / "final" / "config.json").stat().st_mtime_ns == stamp
+
+
+def test_recipe_key_depends_on_every_rl_field_and_only_on_rl():
+    from simulpo.config import load_config
+    from simulpo.experiments import recipe_key
+    from simulpo.pipeline import TextRecipe
+
+    base = recipe_key(load_config(TextRecipe, None, []))
+    assert recipe_key(load_config(TextRecipe, None, ["rl.reward.lam=2.0"])) == base  # the default
+    assert recipe_key(load_config(TextRecipe, None, ["sft.epochs=9"])) == base
+    for change in (
+        "rl.reward.lam=1.0",
+        "rl.reward.truncate=false",
+        "rl.grpo.lr=1e-4",
+        "rl.steps=3",
+    ):
+        assert recipe_key(load_config(TextRecipe, None, [change])) != base, change

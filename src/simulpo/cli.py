@@ -534,6 +534,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=_demo)
+
+    from simulpo.experiments import EXPERIMENTS
+
+    p = sub.add_parser(
+        "experiment",
+        help="an RL experiment of the papers over a finished text run (docs/experiments.md)",
+    )
+    p.add_argument("name", choices=list(EXPERIMENTS), help="which experiment")
+    p.add_argument("--run", default="runs/demo", help="a finished `simulpo demo` output dir")
+    p.add_argument("--config", help="the run's text recipe YAML (default: the embedded one)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe field for every variant, e.g. --set rl.steps=30",
+    )
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(func=_experiment)
     return parser
 
 

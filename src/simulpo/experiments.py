@@ -8,21 +8,31 @@ variant's overrides, evaluates it on the synthetic test set, and writes
 
 - ``truncation``: SeqPO with and without the latency floor (the "negative AL" hack);
 - ``lambda``: a quality–latency front from several λ, against the wait-k curve;
-- ``reward``: the fused SeqPO reward against HPO's hierarchical reward.
+- ``reward``: the fused SeqPO reward against HPO's hierarchical reward;
+- ``metric``: which sentence quality and latency metrics the fused reward can use
+  without being gamed (chrF1 or BLEU, AL or LAAL).
 
-A variant whose policy exists is not trained again, so an interrupted experiment resumes.
+Policies live in ``RUN/experiments/policies/KEY``, KEY a digest of the variant's RL
+recipe: a variant trained before (by any experiment) is reused, not trained again, so
+experiments share their common variant and an interrupted one resumes; the variant whose
+recipe is the run's own (``config`` and ``overrides`` as given to the demo) is the run's
+``seqpo`` policy.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from simulpo.config import load_config
 from simulpo.errors import SimulpoError
-from simulpo.eval.plot import plot_quality_latency
-from simulpo.eval.report import Row, read_report, update_report
-from simulpo.pipeline import TextRecipe, TextRun, evaluate_llm_rows, train_rl_step
+
+if TYPE_CHECKING:  # the pipeline is imported when an experiment runs: the CLI starts fast
+    from simulpo.eval.report import Row
+    from simulpo.pipeline import TextRecipe
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +46,18 @@ EXPERIMENTS: dict[str, dict[str, list[str]]] = {
     "reward": {
         "seqpo-fused": ["rl.reward.kind=seqpo"],
         "hpo-hierarchical": ["rl.reward.kind=hpo"],
+    },
+    "metric": {
+        f"{quality}-{latency.lower()}": [
+            f"rl.reward.quality={quality}",
+            f"rl.reward.latency={latency}",
+        ]
+        for quality, latency in (
+            ("bleu", "AL"),
+            ("chrf1", "AL"),
+            ("chrf1", "LAAL"),
+            ("bleu", "LAAL"),
+        )
     },
 }
 #: rows of the run's own report drawn beside the variants
@@ -52,6 +74,11 @@ def run_experiment(
     """Train and evaluate every variant of experiment ``name``; returns the report rows."""
     if name not in EXPERIMENTS:
         raise SimulpoError(f"unknown experiment {name!r}; choose one of {', '.join(EXPERIMENTS)}")
+    from simulpo.config import load_config
+    from simulpo.eval.plot import plot_quality_latency
+    from simulpo.eval.report import update_report
+    from simulpo.pipeline import TextRecipe, TextRun, evaluate_llm_rows, train_rl_step
+
     run = TextRun(Path(run_dir))
     sft_dir = run.sft / "final"
     if not (sft_dir / "config.json").exists():
@@ -62,11 +89,15 @@ def run_experiment(
 
     tokenizer = AutoTokenizer.from_pretrained(str(run.tokenizer))
     out = run.root / "experiments" / name
+    own_key = recipe_key(load_config(TextRecipe, config, overrides or []))
     rows: list[Row] = []
     for variant, changes in EXPERIMENTS[name].items():
         recipe = load_config(TextRecipe, config, [*(overrides or []), *changes])
         log.info("%s: %s (%s)", name, variant, ", ".join(changes))
-        model, _ = train_rl_step(recipe, run, sft_dir, tokenizer, progress, out / variant)
+        key = recipe_key(recipe)
+        # The variant equal to the run's own recipe is the run's SeqPO policy.
+        policy_dir = run.seqpo if key == own_key else run.root / "experiments" / "policies" / key
+        model, _ = train_rl_step(recipe, run, sft_dir, tokenizer, progress, policy_dir)
         rows += evaluate_llm_rows(recipe, run, {variant: model}, None, tokenizer, out, progress)
     context = _context_rows(run.root / "report.json")
     report = update_report(out / "report.json", context + rows)
@@ -77,7 +108,18 @@ def run_experiment(
     return rows
 
 
+def recipe_key(recipe: TextRecipe) -> str:
+    """A short digest of the RL recipe: equal recipes train the same policy (how often
+    it evaluates or checkpoints on the way does not count)."""
+    from simulpo.train.rl import BOOKKEEPING
+
+    fields = {k: v for k, v in asdict(recipe.rl).items() if k not in BOOKKEEPING}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+
+
 def _context_rows(path: Path) -> list[Row]:
+    from simulpo.eval.report import read_report
+
     """The run's synthetic-test rows that frame the variants (wait-k curve, sft, offline)."""
     if not path.exists():
         return []
@@ -89,4 +131,4 @@ def _context_rows(path: Path) -> list[Row]:
     ]
 
 
-__all__ = ["EXPERIMENTS", "run_experiment"]
+__all__ = ["EXPERIMENTS", "recipe_key", "run_experiment"]

@@ -210,18 +210,25 @@ def train_policy_step(recipe: TextRecipe, run: TextRun, tokenizer, progress: boo
 
 
 def train_rl_step(
-    recipe: TextRecipe, run: TextRun, sft_dir: Path, tokenizer, progress: bool = True
+    recipe: TextRecipe,
+    run: TextRun,
+    sft_dir: Path,
+    tokenizer,
+    progress: bool = True,
+    out: Path | None = None,
 ):
-    """SeqPO: GRPO from the SFT policy with the fused quality/latency reward."""
+    """SeqPO: GRPO from the SFT policy with the recipe's reward, into ``out`` (default
+    the run's ``seqpo`` folder); a finished policy there is loaded, not trained again."""
     from simulpo.models.lm import load_model
     from simulpo.train.rl import train_rl
 
-    final = run.seqpo / "final"
+    out = out or run.seqpo
+    final = out / "final"
     if not (final / "config.json").exists():
         model, _ = load_model(sft_dir)
         train = load_test_set(run.synthetic("train"))
         dev = load_test_set(run.synthetic("dev"))
-        train_rl(model, tokenizer, train, dev, recipe.rl, run.seqpo, progress=progress)
+        train_rl(model, tokenizer, train, dev, recipe.rl, out, progress=progress)
     return load_model(final)
 
 

@@ -11,7 +11,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["replace_nonfinite", "zscore"]
+from simulpo.rewards.base import RewardResult
+
+__all__ = ["fuse", "replace_nonfinite", "zscore"]
 
 logger = logging.getLogger(__name__)
 
@@ -86,3 +88,38 @@ def replace_nonfinite(
         how,
     )
     return x, n_bad
+
+
+def fuse(
+    quality: np.ndarray,
+    latency: np.ndarray,
+    weight: float,
+    /,
+    *,
+    higher_is_better: bool,
+    stats: dict[str, float],
+    **fields,
+) -> RewardResult:
+    """``z(quality) - weight * z(latency)`` within the group, with the logged means.
+
+    Both rewards end this way (SeqPO: the truncated latency and lambda; HPO: the gated
+    latency and w); ``stats`` adds their own counts, ``fields`` the rest of the result
+    (``quality`` there is the score as the metric gave it, before any replacement).
+    """
+    q_norm = zscore(quality if higher_is_better else -quality)
+    l_norm = zscore(latency)
+    rewards = q_norm - weight * l_norm
+    means = {
+        "reward_mean": float(rewards.mean()),
+        "reward_std": float(rewards.std()),
+        "quality_mean": float(np.mean(quality)),
+        "latency_mean": float(latency.mean()),
+    }
+    return RewardResult(
+        rewards=rewards,
+        latency=latency,
+        quality_norm=q_norm,
+        latency_norm=l_norm,
+        stats=means | stats,
+        **fields,
+    )

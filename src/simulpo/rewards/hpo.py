@@ -48,7 +48,7 @@ import numpy as np
 
 from simulpo.rewards.align import Bead, align_sentences, split_sentences
 from simulpo.rewards.base import RewardResult, Segment, as_segments, episode_source_text
-from simulpo.rewards.group import replace_nonfinite, zscore
+from simulpo.rewards.group import fuse, replace_nonfinite
 from simulpo.rewards.quality import QualityMetric
 from simulpo.stream.episode import Episode
 from simulpo.stream.units import join_units, split_units
@@ -186,30 +186,22 @@ def hpo_reward(
         )
 
     # 5: normalize within the group and combine
-    q_norm = zscore(q_ep if hib else -q_ep)
-    g_norm = zscore(g_ep)
-    rewards = q_norm - w * g_norm
-    stats = {
-        "reward_mean": float(rewards.mean()),
-        "reward_std": float(rewards.std()),
-        "quality_mean": float(q_ep.mean()),
-        "latency_mean": float(g_ep.mean()),
-        "latency_raw_mean": float(l_ep.mean()),
-        "n_empty": float(sum(len(ep.delays) == 0 for ep in group)),
-        "n_nonfinite_quality": float(n_bad_q),
-        "n_nonfinite_latency": float(n_bad_l),
-        "n_sentences": float(n_sentences),
-        "n_unaligned": float(n_unaligned),
-        "n_gated": float(n_gated),
-    }
-    return RewardResult(
-        rewards=rewards,
+    return fuse(
+        q_ep,
+        g_ep,
+        w,
+        higher_is_better=hib,
+        stats={
+            "latency_raw_mean": float(l_ep.mean()),
+            "n_empty": float(sum(len(ep.delays) == 0 for ep in group)),
+            "n_nonfinite_quality": float(n_bad_q),
+            "n_nonfinite_latency": float(n_bad_l),
+            "n_sentences": float(n_sentences),
+            "n_unaligned": float(n_unaligned),
+            "n_gated": float(n_gated),
+        },
         quality=q_ep,
-        latency=g_ep,
         latency_raw=l_ep,
-        quality_norm=q_norm,
-        latency_norm=g_norm,
-        stats=stats,
         details=details,
     )
 

@@ -46,7 +46,7 @@ from simulpo.metrics.latency import (
 )
 from simulpo.metrics.scores import reference_length
 from simulpo.rewards.base import RewardResult, Segment, episode_source_text
-from simulpo.rewards.group import replace_nonfinite, zscore
+from simulpo.rewards.group import fuse, replace_nonfinite
 from simulpo.rewards.quality import QualityMetric
 from simulpo.stream.episode import Episode
 
@@ -157,28 +157,18 @@ def seqpo_reward(
     below = lat < floors
     lat_used = np.maximum(lat, floors) if truncate else lat
 
-    q_oriented = q if quality.higher_is_better else -q
-    q_norm = zscore(q_oriented)
-    l_norm = zscore(lat_used)
-    rewards = q_norm - lam * l_norm
-
-    stats = {
-        "reward_mean": float(rewards.mean()),
-        "reward_std": float(rewards.std()),
-        "quality_mean": float(q.mean()),
-        "latency_mean": float(lat_used.mean()),
-        "latency_raw_mean": float(lat.mean()),
-        "n_empty": float(empty.sum()),
-        "n_nonfinite_quality": float(n_bad_q),
-        "n_nonfinite_latency": float(n_bad_l),
-        "n_below_floor": float(below.sum()),
-    }
-    return RewardResult(
-        rewards=rewards,
+    return fuse(
+        q,
+        lat_used,
+        lam,
+        higher_is_better=quality.higher_is_better,
+        stats={
+            "latency_raw_mean": float(lat.mean()),
+            "n_empty": float(empty.sum()),
+            "n_nonfinite_quality": float(n_bad_q),
+            "n_nonfinite_latency": float(n_bad_l),
+            "n_below_floor": float(below.sum()),
+        },
         quality=q_raw,
-        latency=lat_used,
         latency_raw=l_raw,
-        quality_norm=q_norm,
-        latency_norm=l_norm,
-        stats=stats,
     )

@@ -90,8 +90,10 @@ class RLConfig:
             )
 
 
-#: fields that may change when a run is resumed (they change no number of the training)
-_RESUMABLE = frozenset({"eval_every", "eval_segments", "save_every", "keep_checkpoints", "steps"})
+#: fields that change no number of the training: only when it evaluates and checkpoints
+BOOKKEEPING = frozenset({"eval_every", "eval_segments", "save_every", "keep_checkpoints"})
+#: fields that may change when a run is resumed
+_RESUMABLE = BOOKKEEPING | {"steps"}
 
 
 def load_rl_config(path: str | Path | None, overrides: Sequence[str] = ()) -> RLConfig:
