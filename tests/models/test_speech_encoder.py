@@ -138,3 +138,18 @@ def test_packaged_tiny_en_matches_ctranslate2():
     ours = encoder.encode_mel(mel).numpy()
     assert ours.shape == expected.shape == (156, 384)
     np.testing.assert_allclose(ours, expected, atol=1e-3 * np.abs(expected).max())
+
+
+def test_encoding_from_a_chunk_start_gives_the_rows_of_the_whole_encoding(tiny):
+    from simulpo.models.speech_encoder import chunk_rows
+
+    spec = ChunkSpec(chunk_ms=240, context_ms=480)
+    audio = chirp(1.3)
+    whole = tiny.encode_chunks(audio, spec)
+    step = 240 * 16
+    torch.testing.assert_close(tiny.encode_chunks(audio, spec, start=2 * step), whole[24:])
+    # chunk_rows: 20 ms a row, clipped at the last (partial) frame
+    torch.testing.assert_close(chunk_rows(whole, 480.0, 720.0), whole[24:36])
+    assert len(chunk_rows(whole, 1200.0, 1300.0)) == len(whole) - 60 == frames_for(len(audio)) - 60
+    with pytest.raises(ConfigError, match="whole frame"):
+        tiny.encode_chunks(audio, spec, start=100)

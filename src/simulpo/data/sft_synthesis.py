@@ -113,9 +113,13 @@ class AlignedReferencePolicy:
             if state.source_finished:
                 ready = len(target)
             else:
-                ready = bisect_right(need, len(source_words(state)))
+                ready = bisect_right(need, self.words_read(state))
             pieces.append(join_units(target[written:ready], self.unit))
         return pieces
+
+    def words_read(self, state: StreamState) -> int:
+        """Source words read so far (text chunks hold words; speech overrides this)."""
+        return len(source_words(state))
 
 
 def group_by_chunk(

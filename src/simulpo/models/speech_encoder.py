@@ -267,21 +267,39 @@ class SpeechEncoder:
             return torch.zeros(0, self.dim)
         return self.encode_mel(self.log_mel(audio))
 
-    def encode_chunks(self, audio: np.ndarray, spec: ChunkSpec = ChunkSpec()) -> torch.Tensor:
-        """Frames ``[frames_for(len(audio)), dim]`` of an utterance, chunk by chunk: rows
+    def encode_chunks(
+        self, audio: np.ndarray, spec: ChunkSpec = ChunkSpec(), start: int = 0
+    ) -> torch.Tensor:
+        """Frames of ``audio[start:]``, chunk by chunk from ``start``: rows
         ``[k * spec.frames_per_chunk, (k + 1) * spec.frames_per_chunk)`` belong to chunk
-        ``k`` and depend on audio up to that chunk's end only."""
+        ``k`` and depend on audio up to that chunk's end only (and on up to
+        ``spec.context_ms`` before the chunk, which may lie before ``start``). With
+        ``start=0`` this is the whole utterance, ``[frames_for(len(audio)), dim]``; a
+        streaming policy passes the audio read so far and where its new chunk begins."""
         audio = np.asarray(audio, dtype=np.float32)
         if audio.ndim != 1 or len(audio) == 0:
             raise ConfigError(f"need mono audio with samples, got shape {audio.shape}")
+        if not 0 <= start < len(audio) or start % FRAME_SAMPLES:
+            raise ConfigError(
+                f"a chunk must start inside the audio at a whole frame ({FRAME_SAMPLES} "
+                f"samples), got sample {start} of {len(audio)}"
+            )
         step = spec.chunk_ms * SAMPLE_RATE // 1000
         context = spec.context_ms * SAMPLE_RATE // 1000
         pieces = []
-        for start in range(0, len(audio), step):
-            begin = max(0, start - context)
-            frames = self.encode(audio[begin : start + step])
-            pieces.append(frames[(start - begin) // FRAME_SAMPLES :])
+        for begin_chunk in range(start, len(audio), step):
+            begin = max(0, begin_chunk - context)
+            frames = self.encode(audio[begin : begin_chunk + step])
+            pieces.append(frames[(begin_chunk - begin) // FRAME_SAMPLES :])
         return torch.cat(pieces)
+
+
+def chunk_rows(features, start_ms: float, end_ms: float):
+    """The rows of an utterance's chunked features (from :meth:`SpeechEncoder.encode_chunks`
+    or :class:`FeatureCache`) that belong to the audio ``[start_ms, end_ms)``: one row per
+    20 ms from ``start_ms``, the last one partial."""
+    first = round(start_ms) // 20
+    return features[first : min(math.ceil(end_ms / 20), len(features))]
 
 
 class FeatureCache:

@@ -30,7 +30,7 @@ it is returned, and the caller puts it at the front of that row's next new token
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -359,6 +359,7 @@ def generate(
     forced: Sequence[Sequence[int]] | None = None,
     reserve: int = 0,
     cuda_graphs: bool = True,
+    embed: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> Generated:
     """Append ``new_tokens[r]`` to row ``r`` of ``cache``, then sample up to ``budgets[r]`` tokens.
 
@@ -371,6 +372,11 @@ def generate(
     asks for its whole window, so it never grows). On a GPU, decoding steps replay a
     CUDA graph of one step (``cuda_graphs``), captured once per block and batch shape and
     kept with the block, so a token costs one launch instead of hundreds.
+
+    ``embed``, when given, maps the prefill's input ids ``(rows, width)`` (left-padded
+    with ``pad_id``) to the model's input embeddings ``(rows, width, hidden)``: how speech
+    turns put encoder features in place of their placeholder tokens. Decoding steps always
+    embed sampled ids the usual way.
     """
     rows = len(new_tokens)
     if cache is not None and cache.rows != rows:
@@ -421,7 +427,8 @@ def generate(
     every_row = torch.arange(rows, device=device)
     graph = None
     with eval_mode(model):
-        logits = _forward(model, ids, columns, kv)  # prefill
+        embeds = embed(ids) if embed is not None else None
+        logits = _forward(model, ids, columns, kv, embeds)  # prefill
         lengths = lengths + size  # the column of each row's next token
         if cuda_graphs and device.type == "cuda" and steps > 1:
             graph = block.graphs.get(rows)
@@ -468,15 +475,23 @@ def _num_layers(model) -> int:
     return config.num_hidden_layers
 
 
-def _forward(model, ids: torch.Tensor, columns: torch.Tensor, kv: _RowCache) -> torch.Tensor:
+def _forward(
+    model,
+    ids: torch.Tensor,
+    columns: torch.Tensor,
+    kv: _RowCache,
+    embeds: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Logits of the last input of each row; ``columns`` (rows, width) are the inputs'
-    positions (= cache columns; negative for pads), which also give the causal mask."""
+    positions (= cache columns; negative for pads), which also give the causal mask.
+    ``embeds``, when given, are fed instead of the ids' own embeddings."""
     visible = torch.arange(kv.view, device=ids.device)[None, None] <= columns[:, :, None]
     dtype = model.dtype if model.dtype.is_floating_point else torch.float32
     mask = torch.zeros(visible.shape, dtype=dtype, device=ids.device)
     mask = mask.masked_fill_(~visible, torch.finfo(dtype).min)[:, None]
+    inputs = {"input_ids": ids} if embeds is None else {"inputs_embeds": embeds}
     out = model(
-        input_ids=ids,
+        **inputs,
         attention_mask=mask,
         position_ids=columns.clamp(min=0),
         past_key_values=kv,

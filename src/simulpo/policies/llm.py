@@ -38,6 +38,13 @@ trainer that rebuilds each window sees slightly different activations, since the
 tokens' cached states were computed while the dropped turns were still there (as in
 InfiniSST; only the positions are corrected).
 
+Speech (``speech``, a :class:`~simulpo.policies.speech_front.SpeechFrontEnd`): the
+sources are audio, and each user turn is the new chunk's placeholder tokens (one per
+speech embedding) rendered through the same template; the prefill of a turn's new tokens
+feeds the projected encoder frames in their place (``generate``'s ``embed``). The cache,
+decoding and records are those of text; ``DialogueRecord.speech`` keeps each turn's
+encoder frames so a trainer can rebuild the same inputs.
+
 Each turn's new text is found by rendering only the system prompt and the last turn with
 the template (checked against a full rendering for the first turns of every episode), so
 the cost of a turn does not grow with the length of the dialogue.
@@ -47,10 +54,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
 from simulpo.errors import ConfigError
+from simulpo.models.projector import speech_inputs_embeds, speech_token_id
 from simulpo.policies.generation import (
     ChatFormat,
     KVBlock,
@@ -68,6 +77,9 @@ from simulpo.stream.dialogue import (
     user_message,
 )
 from simulpo.stream.loop import StreamState
+
+if TYPE_CHECKING:
+    from simulpo.policies.speech_front import SpeechFrontEnd
 
 
 @dataclass
@@ -103,6 +115,9 @@ class DialogueRecord:
     #: ``evicted[t]``: tokens after the system prompt that were out of the cache (dropped
     #: by ``cache_window``) when piece ``t`` was written; all 0 without a window
     evicted: list[int] = field(default_factory=list)
+    #: speech policies: the encoder frames ``[n, dim]`` of each user turn, in order (their
+    #: projections sit at the turn's placeholder tokens)
+    speech: list[torch.Tensor] = field(default_factory=list)
 
     def extend(self, ids: Sequence[int], policy: bool = False, logprobs=None) -> None:
         self.token_ids += ids
@@ -118,7 +133,8 @@ class LLMPolicy:
     the end-of-turn token and the dialogue goes on. ``do_sample`` with ``temperature`` and
     ``top_p`` samples (reproducibly with ``seed``); otherwise decoding is greedy.
     ``cache_window`` bounds each episode's cache to that many tokens (module docstring);
-    None keeps the whole dialogue, which is right for sentences.
+    None keeps the whole dialogue, which is right for sentences. ``speech`` makes it a
+    speech policy (module docstring): sources are audio, turns carry speech embeddings.
     """
 
     #: turns of every episode whose quick rendering is checked against a full rendering
@@ -137,6 +153,7 @@ class LLMPolicy:
         max_final_tokens: int = 256,
         name: str = "llm",
         cache_window: int | None = None,
+        speech: SpeechFrontEnd | None = None,
     ) -> None:
         if max_piece_tokens < 1 or max_final_tokens < 1:
             raise ConfigError(
@@ -165,12 +182,28 @@ class LLMPolicy:
         self.sampler = Sampler(do_sample, temperature, top_p, generator)
         self.stop_ids = self.chat.stop_ids(model)
         self._full_render = False  # set when the template is not local (see _open_turn)
+        self.speech = speech
+        self.speech_id = speech_token_id(tokenizer) if speech is not None else None
 
     def act(self, states: Sequence[StreamState]) -> list[str]:
         if not states:
             return []
         records = [self._record(s) for s in states]
-        new_tokens = [self._open_turn(rec, s.new_chunk) for rec, s in zip(records, states)]
+        if self.speech is None:
+            new_tokens = [self._open_turn(rec, s.new_chunk) for rec, s in zip(records, states)]
+            embed = None
+        else:
+            turns = [self.speech.turn(s) for s in states]
+            new_tokens = [self._open_turn(rec, text) for rec, (text, _) in zip(records, turns)]
+            frames = [[f] for _, f in turns]
+            for rec, (_, f) in zip(records, turns):
+                rec.speech.append(f)
+
+            def embed(ids: torch.Tensor) -> torch.Tensor:
+                return speech_inputs_embeds(
+                    self.model, self.speech.projector, ids, frames, self.speech_id
+                )
+
         budgets = [
             self.max_final_tokens if s.source_finished else self.max_piece_tokens for s in states
         ]
@@ -185,6 +218,7 @@ class LLMPolicy:
             self.sampler,
             self.chat.pad_id(),
             reserve=self.cache_window or 0,
+            embed=embed,
         )
         pieces = []
         for row, (rec, state) in enumerate(zip(records, states)):

@@ -16,6 +16,11 @@ restarted with ``resume=True`` continues from its last complete checkpoint with 
 data order and RNG states, so 2 epochs in one go and 1 epoch + kill + resume end with the
 same weights.
 
+Speech dialogues (:mod:`simulpo.train.speech_sft`) ride the same loop: the model is a
+:class:`~simulpo.models.projector.SpeechLM`, each dialogue's user turns hold speech
+placeholder tokens, and ``train_speech`` gives per dialogue the encoder frames of those
+turns, carried through batching to the model's ``speech`` input.
+
 Layout of ``out_dir``::
 
     checkpoints/checkpoint-{step:08d}/   model + tokenizer + optimizer/scheduler/RNG state
@@ -307,6 +312,8 @@ class TokenizedSet:
     labels: list[np.ndarray]
     skipped: int = 0  # left out: over max_length (overlong="skip"), or nothing left to learn
     truncated: int = 0  # cut to max_length (overlong="truncate")
+    #: per example, the encoder frames of its speech turns (None: a text set)
+    speech: list[list[np.ndarray]] | None = None
     _label_counts: np.ndarray | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
@@ -330,6 +337,9 @@ class TokenizedSet:
         for ids, labels in zip(self.input_ids, self.labels):
             h.update(ids.tobytes())
             h.update(labels.tobytes())
+        for chunks in self.speech or []:
+            for frames in chunks:
+                h.update(np.ascontiguousarray(frames).tobytes())
         return h.hexdigest()
 
 
@@ -339,10 +349,22 @@ def tokenize_dialogues(
     max_length: int,
     overlong: str = "skip",
     name: str = "train",
+    speech: Sequence[list[np.ndarray]] | None = None,
 ) -> TokenizedSet:
-    """Tokenize every dialogue; over-long ones are skipped or truncated (and counted)."""
+    """Tokenize every dialogue; over-long ones are skipped or truncated (and counted).
+
+    ``speech[i]``, when given, is dialogue ``i``'s encoder frames per speech turn; it stays
+    with its dialogue (speech dialogues are skipped, never truncated, when over-long).
+    """
     if not dialogues:
         raise SimulpoError(f"the {name} set has no dialogues")
+    if speech is not None and len(speech) != len(dialogues):
+        raise SimulpoError(f"{len(dialogues)} {name} dialogues but speech for {len(speech)}")
+    if speech is not None and overlong == "truncate":
+        raise ConfigError(
+            "speech dialogues cannot be truncated (a cut would split a speech turn); "
+            "use overlong='skip' or a larger max_length"
+        )
     _check_fast(tokenizer)
     texts, all_spans = [], []
     for i, messages in enumerate(dialogues):
@@ -353,14 +375,14 @@ def tokenize_dialogues(
         text, spans = assistant_spans(tokenizer, messages)
         texts.append(text)
         all_spans.append(spans)
-    out = TokenizedSet([], [])
+    out = TokenizedSet([], [], speech=[] if speech is not None else None)
     unlabelled = 0
     for start in range(0, len(texts), 1024):  # batched: the fast tokenizer uses every core
         enc = tokenizer(
             texts[start : start + 1024], add_special_tokens=False, return_offsets_mapping=True
         )
-        for ids, offsets, spans in zip(
-            enc["input_ids"], enc["offset_mapping"], all_spans[start : start + 1024]
+        for k, (ids, offsets, spans) in enumerate(
+            zip(enc["input_ids"], enc["offset_mapping"], all_spans[start : start + 1024]), start
         ):
             labels = _labels(ids, np.asarray(offsets, dtype=np.int64).reshape(-1, 2), spans)
             if len(ids) > max_length:
@@ -374,6 +396,8 @@ def tokenize_dialogues(
                     continue
             out.input_ids.append(np.asarray(ids, dtype=np.int64))
             out.labels.append(np.asarray(labels, dtype=np.int64))
+            if out.speech is not None:
+                out.speech.append(list(speech[k]))
     if out.skipped or out.truncated:
         log.warning(
             "%s set: %d of %d dialogues longer than max_length=%d tokens were %s",
@@ -428,8 +452,9 @@ def length_grouped_batches(
     return batches
 
 
-def collate(data: TokenizedSet, indices: np.ndarray, pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-padded ``input_ids``, ``attention_mask`` and ``labels`` (-100 on padding)."""
+def collate(data: TokenizedSet, indices: np.ndarray, pad_id: int) -> dict[str, Any]:
+    """Right-padded ``input_ids``, ``attention_mask`` and ``labels`` (-100 on padding); for a
+    speech set also ``speech``, per row the list of its speech turns' frames."""
     width = max(len(data.input_ids[i]) for i in indices)
     ids = np.full((len(indices), width), pad_id, dtype=np.int64)
     labels = np.full((len(indices), width), IGNORE, dtype=np.int64)
@@ -439,11 +464,22 @@ def collate(data: TokenizedSet, indices: np.ndarray, pad_id: int) -> dict[str, t
         ids[row, :n] = data.input_ids[i]
         labels[row, :n] = data.labels[i]
         mask[row, :n] = 1
-    return {
+    batch: dict[str, Any] = {
         "input_ids": torch.from_numpy(ids),
         "attention_mask": torch.from_numpy(mask),
         "labels": torch.from_numpy(labels),
     }
+    if data.speech is not None:
+        batch["speech"] = [[torch.from_numpy(f) for f in data.speech[i]] for i in indices]
+    return batch
+
+
+def to_device(batch: dict[str, Any], device) -> dict[str, Any]:
+    """The batch's tensors (and speech frames, kept float16 until the projector) on ``device``."""
+    out = {k: v.to(device) for k, v in batch.items() if k != "speech"}
+    if "speech" in batch:
+        out["speech"] = [[f.to(device) for f in row] for row in batch["speech"]]
+    return out
 
 
 def label_tokens(data: TokenizedSet, indices: np.ndarray) -> int:
@@ -451,10 +487,14 @@ def label_tokens(data: TokenizedSet, indices: np.ndarray) -> int:
     return int(data.label_counts[indices].sum())
 
 
-def token_loss_sum(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+def token_loss_sum(model, batch: dict[str, Any]) -> torch.Tensor:
     """Summed next-token cross-entropy over the labelled tokens of a batch."""
+    speech = {"speech": batch["speech"]} if "speech" in batch else {}
     logits = model(
-        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        use_cache=False,
+        **speech,
     ).logits
     targets = batch["labels"][:, 1:]
     keep = targets != IGNORE  # only these positions: a fraction of the tokens in dialogues
@@ -473,7 +513,7 @@ def evaluate_loss(
     device = accelerator.device if accelerator else next(model.parameters()).device
     total = torch.zeros(2, dtype=torch.float64, device=device)
     for indices in batches[rank::world]:
-        batch = {k: v.to(device) for k, v in collate(data, indices, pad_id).items()}
+        batch = to_device(collate(data, indices, pad_id), device)
         ctx = accelerator.autocast() if accelerator else nullcontext()
         with ctx:
             total[0] += token_loss_sum(model, batch).double()
@@ -554,8 +594,14 @@ def train_sft(
     out_dir: str | Path = "runs/sft",
     resume: bool = True,
     progress: bool = True,
+    train_speech: Sequence[list[np.ndarray]] | None = None,
+    dev_speech: Sequence[list[np.ndarray]] | None = None,
 ) -> dict[str, Any]:
     """Fine-tune ``model`` on the assistant turns of ``train``; return the final losses.
+
+    Speech dialogues: ``model`` is a :class:`~simulpo.models.projector.SpeechLM` and
+    ``train_speech`` / ``dev_speech`` hold each dialogue's speech-turn frames (see
+    :func:`tokenize_dialogues`).
 
     The model is trained in place and saved to ``out_dir/final``. With ``resume=True`` a
     run finds its last complete checkpoint in ``out_dir/checkpoints`` and goes on from
@@ -575,9 +621,11 @@ def train_sft(
         tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     )
 
-    train_set = tokenize_dialogues(tokenizer, train, config.max_length, config.overlong, "train")
+    train_set = tokenize_dialogues(
+        tokenizer, train, config.max_length, config.overlong, "train", train_speech
+    )
     dev_set = (
-        tokenize_dialogues(tokenizer, dev, config.max_length, config.overlong, "dev")
+        tokenize_dialogues(tokenizer, dev, config.max_length, config.overlong, "dev", dev_speech)
         if dev
         else None
     )
@@ -733,7 +781,7 @@ def _train_step(
     world = accelerator.num_processes
     loss_sum, tokens = 0.0, 0
     for j, indices in enumerate(micro_batches):
-        batch = {k: v.to(accelerator.device) for k, v in collate(data, indices, pad_id).items()}
+        batch = to_device(collate(data, indices, pad_id), accelerator.device)
         # Gradients are synchronized once per optimizer step, on its last micro-batch.
         sync = nullcontext() if j == len(micro_batches) - 1 else accelerator.no_sync(model)
         with sync:
