@@ -40,8 +40,9 @@ pip=(.venv/bin/python -m pip install -q --disable-pip-version-check)
 # a multi-GB CUDA build; 2.13.0 resolves to the CPU wheel on these machines.
 .venv/bin/python -c 'import torch' 2>/dev/null || "${pip[@]}" "torch==2.13.0"
 if [ "$with_tests" -eq 1 ]; then
+  # asr (both modes): faster-whisper, the cascaded speech baseline's streaming recognizer.
   # trl: the adapter's tests run TRL's GRPOTrainer (it adds datasets/pandas/pyarrow, not torch)
-  "${pip[@]}" -e ".[test,trl]"
+  "${pip[@]}" -e ".[test,trl,asr]"
   # SimulEval is the reference our scorers are tested against; --no-deps keeps its
   # tqdm==4.64.1 pin out of the environment. textgrid is the one import it needs beyond ours.
   "${pip[@]}" --no-deps "simuleval==1.1.4" "textgrid>=1.5,<2"
@@ -51,6 +52,7 @@ if [ "$with_tests" -eq 1 ]; then
   "${pip[@]}" "omnisteval==0.1.10" "mweralign==1.4.1"
   "${pip[@]}" --no-deps "simulstream==1.0.0"
 else
-  "${pip[@]}" -e .
+  # asr: faster-whisper for the cascaded speech baseline (simulpo eval --speech)
+  "${pip[@]}" -e ".[asr]"
 fi
 echo "simulpo is set up in .venv"

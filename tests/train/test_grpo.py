@@ -328,3 +328,25 @@ def test_a_micro_batch_without_policy_tokens_is_harmless():
     _, stats = params_after(model, batch, adv, GRPOConfig(micro_batch_size=3))
     assert all(math.isfinite(v) for v in stats.values())
     assert stats["num_tokens"] == float(batch.policy_mask.sum())
+
+
+def test_windowed_rollouts_get_their_old_logprobs_recomputed(lm):
+    """A bounded cache that evicted turns: the sampler saw less context than the update's
+    whole-dialogue forward, so pi_old is taken from that forward (ratio 1), unasked."""
+    model, tok, pairs = lm
+    policy = LLMPolicy(
+        model, tok, do_sample=True, temperature=0.7, max_piece_tokens=4, max_final_tokens=6,
+        seed=1, cache_window=96,
+    )  # fmt: skip
+    srcs = [list(p.src[:12]) for p in pairs[:2]]
+    batch = collate(sample_groups(policy, srcs, [None, None], FixedWords(1), 2), tok.pad_token_id)
+    assert batch.windowed
+    m = batch.policy_mask
+    with torch.no_grad():
+        whole = token_logprobs(model, batch.input_ids, batch.attention_mask, temperature=0.7)
+    assert (whole[m] - batch.old_logprobs[m]).abs().max() > 1e-3
+    trained = copy.deepcopy(model)
+    opt = torch.optim.SGD(trained.parameters(), lr=0.0)
+    adv = torch.tensor([1.0, -1.0, 0.5, -0.5])
+    stats = grpo_update(trained, opt, batch, adv, GRPOConfig(temperature=0.7))
+    assert stats["ratio"] == pytest.approx(1.0, abs=1e-6)

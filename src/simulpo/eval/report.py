@@ -43,7 +43,10 @@ def update_report(path: str | Path, rows: Iterable[Row]) -> list[Row]:
 
 
 #: Columns shown by :func:`format_rows_table`, in order, when present in some row.
-TABLE_KEYS = ("BLEU", "chrF", "AL", "LAAL", "DAL", "AP", "ATD", "StartOffset", "EndOffset")
+TABLE_KEYS = (
+    "BLEU", "chrF", "AL", "LAAL", "DAL", "AP", "ATD", "StartOffset", "EndOffset",
+    "StreamLAAL", "StreamLAAL_CA", "LongYAAL", "LongYAAL_CA", "WER",
+)  # fmt: skip
 
 
 def format_rows_table(rows: list[Row]) -> str:

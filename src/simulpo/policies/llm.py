@@ -184,6 +184,11 @@ class LLMPolicy:
         self._full_render = False  # set when the template is not local (see _open_turn)
         self.speech = speech
         self.speech_id = speech_token_id(tokenizer) if speech is not None else None
+        if self.speech_id is not None:
+            # A sampled placeholder ends the piece like a bare EOS (dropped, the turn closed
+            # by the policy): written into the dialogue, it would be replaced by speech
+            # frames when RL rebuilds the inputs, and the rollout could not be recomputed.
+            self.stop_ids = self.stop_ids | {self.speech_id}
 
     def act(self, states: Sequence[StreamState]) -> list[str]:
         if not states:

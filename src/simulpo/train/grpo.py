@@ -28,7 +28,14 @@ are then recomputed by the same forward pass as the training ones (see :class:`G
 So are they with ``recompute_old_logprobs``: for rollouts whose sampler saw another context
 than the whole dialogue (the LLM policy's bounded ``cache_window``), or another numeric
 path (a vLLM-style engine). The sampling mismatch is then ignored, as in TRL without its
-importance-sampling correction.
+importance-sampling correction. A batch sampled with a bounded cache that actually evicted
+part of a dialogue (``RolloutTensors.windowed``) recomputes them too, whatever the config.
+
+Speech batches (``RolloutTensors.speech``): the model is a
+:class:`~simulpo.models.projector.SpeechLM` (the LM and its projector as one module; a
+frozen projector is one whose parameters do not require grad) and every forward here puts
+the projected encoder frames at the placeholders, as the rollout's prefill did, so the
+log-probs are the sampler's and the gradient reaches the projector.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ from torch.utils.checkpoint import checkpoint
 
 from simulpo.errors import ConfigError
 from simulpo.models.lm import is_peft
+from simulpo.models.projector import SpeechLM
 from simulpo.policies.generation import eval_mode
 from simulpo.train.rollout import RolloutTensors
 
@@ -111,11 +119,15 @@ def token_logprobs(
     attention_mask: torch.Tensor,
     temperature: float = 1.0,
     mask: torch.Tensor | None = None,
+    speech: list[list[torch.Tensor]] | None = None,
 ) -> torch.Tensor:
     """``(N, T)``: log-prob of token ``t`` given tokens ``< t`` under ``log_softmax(logits /
     temperature)``, the sampler's distribution, at the positions of ``mask`` (default: every
-    real token); 0 elsewhere and at position 0. Differentiable."""
-    return _logprobs_and_entropy(model, input_ids, attention_mask, temperature, mask)[0]
+    real token); 0 elsewhere and at position 0. Differentiable. ``speech`` (per row, its
+    speech turns' encoder frames) needs a :class:`SpeechLM` ``model``."""
+    return _logprobs_and_entropy(
+        model, input_ids, attention_mask, temperature, mask, speech=speech
+    )[0]
 
 
 #: full-vocabulary logits alive at once (elements): 2**26 float32 = 256 MiB
@@ -124,7 +136,15 @@ _LOGITS_BUDGET = 1 << 26
 _PLAIN_HEADS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _logprobs_and_entropy(model, input_ids, attention_mask, temperature, mask=None, entropy=False):
+def language_model(model):
+    """The causal LM inside ``model``: through a DDP wrapper, and a :class:`SpeechLM`'s LM."""
+    model = getattr(model, "module", model)
+    return model.lm if isinstance(model, SpeechLM) else model
+
+
+def _logprobs_and_entropy(
+    model, input_ids, attention_mask, temperature, mask=None, entropy=False, speech=None
+):
     """Token log-probs at ``mask`` (and, without gradient, the entropies there).
 
     Only the hidden states that predict a masked token go through the LM head, so the
@@ -134,14 +154,16 @@ def _logprobs_and_entropy(model, input_ids, attention_mask, temperature, mask=No
     """
     targets = (attention_mask.bool() if mask is None else mask.bool()).clone()
     targets[:, 0] = False  # nothing predicts the first token
-    out = model(
-        input_ids=input_ids,
-        attention_mask=attention_mask,
-        use_cache=False,
-        output_hidden_states=True,
-        logits_to_keep=1,
-    )
-    head = getattr(model, "module", model).get_output_embeddings()  # through a DDP wrapper
+    inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "use_cache": False}
+    if speech is not None:
+        if not isinstance(getattr(model, "module", model), SpeechLM):
+            raise ConfigError(
+                "the batch holds speech turns but the model reads no speech: pass a SpeechLM "
+                "(the LM and its projector as one module)"
+            )
+        inputs["speech"] = speech
+    out = model(**inputs, output_hidden_states=True, logits_to_keep=1)
+    head = language_model(model).get_output_embeddings()
     hidden = out.hidden_states[-1]
     if head is not None and head not in _PLAIN_HEADS:
         with torch.no_grad():  # is the LM head all that makes logits of the last hidden state?
@@ -153,7 +175,7 @@ def _logprobs_and_entropy(model, input_ids, attention_mask, temperature, mask=No
     if head is not None and _PLAIN_HEADS[head]:
         states, project = hidden[:, :-1][targets[:, 1:]], head  # (K, hidden): K masked tokens
     else:  # the model post-processes its logits (soft-capping, scaling): take them whole
-        full = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
+        full = model(**inputs).logits
         states, project = full[:, :-1][targets[:, 1:]], torch.nn.Identity()
 
     def chunk(x, y):  # log p(y | x) and the entropy of p(. | x), for a chunk of rows
@@ -264,15 +286,17 @@ def grpo_update(
     this process's share of the batch: the loss is normalized by the counts of the global
     batch, so the update equals that of one process holding everything.
 
-    The KL reference (only when ``config.beta > 0``): a ``peft`` model is its own reference
-    with its adapters disabled (no second copy); any other model needs ``ref_model``, a
-    frozen copy of the starting (SFT) policy. Dropout is off during the update, as during
-    sampling: at the first epoch the importance ratio is then exactly 1.
+    The KL reference (only when ``config.beta > 0``): a ``peft`` model (or a
+    :class:`SpeechLM` around one) is its own reference with its adapters disabled (no
+    second copy); any other model needs ``ref_model``, a frozen copy of the starting (SFT)
+    policy. Dropout is off during the update, as during sampling: at the first epoch the
+    importance ratio is then exactly 1.
     """
     device = accelerator.device if accelerator is not None else _device(model)
     world = accelerator.num_processes if accelerator is not None else 1
     bare = accelerator.unwrap_model(model) if accelerator is not None else model
-    if config.beta > 0 and ref_model is None and not is_peft(bare):
+    lora = is_peft(language_model(bare))
+    if config.beta > 0 and ref_model is None and not lora:
         raise ConfigError("beta > 0 needs a reference: pass ref_model, or use a LoRA (peft) model")
     t = tensors.to(device)
     advantages = advantages.to(device)
@@ -297,18 +321,20 @@ def grpo_update(
 
     def logprobs_of(net, s, entropy=False):
         ids, attn = t.input_ids[s], t.attention_mask[s]
-        return _logprobs_and_entropy(net, ids, attn, config.temperature, mask[s], entropy)
+        speech = t.speech[s] if t.speech is not None else None
+        return _logprobs_and_entropy(net, ids, attn, config.temperature, mask[s], entropy, speech)
 
     totals: dict[str, torch.Tensor] = {}
     with eval_mode(model):
         with torch.no_grad():
             ref = None
             if config.beta > 0:
-                ref_ctx = bare.disable_adapter() if is_peft(bare) else nullcontext()
+                ref_ctx = language_model(bare).disable_adapter() if lora else nullcontext()
                 with ref_ctx, eval_mode(ref_model or bare):
                     ref = torch.cat([logprobs_of(ref_model or bare, s)[0] for s in slices])
             old = t.old_logprobs
-            if config.top_p < 1.0 or config.recompute_old_logprobs:  # pi_old = model before step
+            if config.top_p < 1.0 or config.recompute_old_logprobs or t.windowed:
+                # pi_old = the model before this update, on the whole dialogue
                 old = torch.cat([logprobs_of(bare, s)[0] for s in slices])
 
         for _ in range(config.num_iterations):

@@ -20,12 +20,20 @@ Layout of ``out_dir``: ``checkpoints/``, ``train_log.jsonl`` (one line per step:
 quality, latency, KL, entropy, ...; dev scores at ``eval_every``), ``dev/step-N/``
 (instance logs and scores of each dev evaluation), ``final/`` (the trained policy) and
 ``result.json``.
+
+Speech rides the same loop: ``train_rl(lm, tokenizer, items, speech=front_end)`` with the
+speech policy's LM and front end (frozen encoder + projector, as
+:class:`~simulpo.policies.llm.LLMPolicy` takes them) streams audio in ``chunk_ms`` chunks.
+Training items are spoken sentences or, for HPO over unbounded speech, whole recordings
+whose episodes the reward scores sentence by sentence against their reference segments
+(:mod:`simulpo.train.rl_data`). The LM and the projector train as one
+:class:`~simulpo.models.projector.SpeechLM` (``train_projector=False`` freezes the
+projector); checkpoints and ``final/`` hold both, so ``load_speech_model`` reads them back.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
 import logging
 import math
 import time
@@ -40,15 +48,17 @@ from tqdm.auto import tqdm
 
 from simulpo.errors import ConfigError, SimulpoError
 from simulpo.eval.runner import evaluate
-from simulpo.eval.testset import Segment
 from simulpo.io import atomic_write_json
-from simulpo.models.lm import save_model
+from simulpo.models.lm import is_peft, save_model
+from simulpo.models.projector import SpeechLM, speech_token_id
 from simulpo.policies.llm import LLMPolicy
+from simulpo.policies.speech_front import SpeechFrontEnd
 from simulpo.rewards import RewardConfig, build_reward
-from simulpo.stream.segmenter import FixedWords
+from simulpo.stream.segmenter import FixedMilliseconds, FixedWords
 from simulpo.train.bookkeeping import TrainingRun
 from simulpo.train.checkpoint import latest_checkpoint
-from simulpo.train.grpo import GRPOConfig, group_advantages, grpo_update
+from simulpo.train.grpo import GRPOConfig, group_advantages, grpo_update, language_model
+from simulpo.train.rl_data import Recording, fingerprint, is_speech, stream_input
 from simulpo.train.rollout import Rollout, collate, sample_groups
 
 log = logging.getLogger(__name__)
@@ -66,6 +76,9 @@ class RLConfig:
     sources_per_step: int = _f(16, "training sources per step (over all processes)")
     group_size: int = _f(8, "episodes sampled per source (GRPO's group, B)")
     chunk_words: int = _f(1, "source words read per turn in rollouts (the chunk size m)")
+    chunk_ms: float = _f(1120.0, "speech: ms of audio read per turn in rollouts and dev")
+    cache_window: int | None = _f(None, "bounded KV cache in tokens (long streams); None = all")
+    train_projector: bool = _f(True, "speech: train the projector with the LM (False: frozen)")
     max_piece_tokens: int = _f(32, "token budget of a piece before the source ends")
     max_final_tokens: int = _f(160, "token budget of the last piece")
     weight_decay: float = _f(0.0, "AdamW weight decay (the learning rate is grpo.lr)")
@@ -78,12 +91,14 @@ class RLConfig:
     seed: int = _f(0, "seed of the data order and of every rollout")
 
     def check(self) -> None:
-        for name in ["steps", "sources_per_step", "group_size", "chunk_words"]:
+        for name in ["steps", "sources_per_step", "group_size", "chunk_words", "chunk_ms"]:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"RL {name} must be > 0, got {getattr(self, name)}")
         for name in ["eval_every", "eval_segments", "save_every", "keep_checkpoints"]:
             if getattr(self, name) < 0:
                 raise ConfigError(f"RL {name} must be >= 0, got {getattr(self, name)}")
+        if self.cache_window is not None and self.cache_window < 1:
+            raise ConfigError(f"RL cache_window must be None or > 0, got {self.cache_window}")
         if self.group_size < 2:
             raise ConfigError(
                 "RL group_size must be at least 2: GRPO's advantage compares episodes of a group"
@@ -133,17 +148,22 @@ def rollout_seed(config: RLConfig, step: int, rank: int) -> int:
 def train_rl(
     model,
     tokenizer,
-    train: Sequence[Segment],
-    dev: Sequence[Segment] | None = None,
+    train: Sequence[Any],
+    dev: Sequence[Any] | None = None,
     config: RLConfig | None = None,
     out_dir: str | Path = "runs/rl",
     resume: bool = True,
     progress: bool = True,
+    speech: SpeechFrontEnd | None = None,
 ) -> dict[str, Any]:
     """Post-train the policy ``model`` (an SFT checkpoint) with GRPO; returns a summary.
 
     The model is trained in place and saved to ``out_dir/final``; ``resume=True`` goes on
-    from the last checkpoint in ``out_dir/checkpoints`` (same data and config).
+    from the last checkpoint in ``out_dir/checkpoints`` (same data and config). ``train``
+    and ``dev`` hold text segments (:class:`~simulpo.eval.testset.Segment`); with
+    ``speech`` (the speech policy's front end; ``model`` is its LM), ``train`` holds
+    spoken sentences (:class:`~simulpo.data.speech.SpeechUtterance`) or long-form
+    recordings (:class:`~simulpo.train.rl_data.Recording`) and ``dev`` utterances.
     """
     from accelerate import Accelerator
 
@@ -151,6 +171,7 @@ def train_rl(
     config.check()
     if not train:
         raise SimulpoError("RL needs at least one training source")
+    _check_sources(train, dev, speech)
     out_dir = Path(out_dir)
     accelerator = Accelerator()
     rank, world = accelerator.process_index, accelerator.num_processes
@@ -160,10 +181,14 @@ def train_rl(
             f"number of processes ({world})"
         )
     reward_fn = build_reward(config.reward)
+    if speech is not None:  # one module, so the update and the checkpoints hold both
+        speech.projector.requires_grad_(config.train_projector)
+        speech_id = speech_token_id(tokenizer)
+        model = SpeechLM(model, speech.projector, speech_id)
     # The KL reference is the starting policy; a LoRA model serves as its own reference
     # with its adapters disabled (see grpo_update), anything else needs a frozen copy.
     ref_model = None
-    if config.grpo.beta > 0 and not _is_peft(model):
+    if config.grpo.beta > 0 and not is_peft(language_model(model)):
         ref_model = copy.deepcopy(model).eval().requires_grad_(False)
 
     params = [p for p in model.parameters() if p.requires_grad]
@@ -175,10 +200,10 @@ def train_rl(
     run = TrainingRun(
         accelerator, unwrapped, tokenizer, optimizer, None, config, out_dir, {"step": 0}, _RESUMABLE
     )
-    run.start(_fingerprint(train), resume)
+    run.start(fingerprint(train), resume)
     state = run.state
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    segmenter = FixedWords(config.chunk_words)
+    segmenter = FixedMilliseconds(config.chunk_ms) if speech else FixedWords(config.chunk_words)
     bar = tqdm(
         total=config.steps,
         initial=state["step"],
@@ -192,10 +217,9 @@ def train_rl(
         step = state["step"]
         tic = time.perf_counter()
         mine = step_sources(len(train), config, step)[rank::world]
-        rollouts = _rollouts(
-            unwrapped, tokenizer, [train[i] for i in mine], segmenter, config, step, rank
-        )
-        rewards, reward_stats = _rewards(rollouts, reward_fn)
+        inputs = [stream_input(train[i]) for i in mine]
+        rollouts = _rollouts(unwrapped, tokenizer, inputs, segmenter, config, step, rank, speech)
+        rewards, reward_stats = _rewards(rollouts, reward_fn, [x.segments for x in inputs])
         advantages = group_advantages(
             rewards, [r.group for r in rollouts], scale=config.grpo.scale_rewards
         )
@@ -231,7 +255,7 @@ def train_rl(
         at_end = state["step"] == config.steps
         if dev and (at_end or (config.eval_every and state["step"] % config.eval_every == 0)):
             last_dev = _dev_eval(
-                unwrapped, tokenizer, dev, config, out_dir, state["step"], accelerator
+                unwrapped, tokenizer, dev, config, out_dir, state["step"], accelerator, speech
             )
             run.record(step=state["step"], **{f"dev_{k}": v for k, v in last_dev.items()})
             run.say(_dev_line(state["step"], last_dev))
@@ -249,32 +273,60 @@ def train_rl(
     return result
 
 
+def _check_sources(train: Sequence[Any], dev: Sequence[Any] | None, speech) -> None:
+    kinds = {is_speech(x) for x in [*train, *(dev or [])]}
+    if kinds == {True} and speech is None:
+        raise ConfigError("speech training sources need the speech policy's front end (speech=)")
+    if kinds != {True} and speech is not None:
+        raise ConfigError("a speech policy trains on speech: every source must be audio")
+    if any(isinstance(x, Recording) for x in dev or []):
+        raise ConfigError(
+            "dev evaluation takes utterances; score recordings with `simulpo eval --speech`"
+        )
+
+
+def _policy(model, tokenizer, config: RLConfig, speech, **sampling) -> LLMPolicy:
+    """The LLM policy of ``model`` (the LM of a SpeechLM, with the front end)."""
+    return LLMPolicy(
+        language_model(model),
+        tokenizer,
+        max_piece_tokens=config.max_piece_tokens,
+        max_final_tokens=config.max_final_tokens,
+        cache_window=config.cache_window,
+        speech=speech,
+        **sampling,
+    )
+
+
 def _rollouts(
-    model, tokenizer, segments, segmenter, config: RLConfig, step: int, rank: int
+    model, tokenizer, inputs, segmenter, config: RLConfig, step: int, rank: int, speech
 ) -> list[Rollout]:
-    policy = LLMPolicy(
+    policy = _policy(
         model,
         tokenizer,
+        config,
+        speech,
         do_sample=True,
         temperature=config.grpo.temperature,
         top_p=config.grpo.top_p,
-        max_piece_tokens=config.max_piece_tokens,
-        max_final_tokens=config.max_final_tokens,
         seed=rollout_seed(config, step, rank),
         name="rollout",
     )
     model.eval()
     return sample_groups(
         policy,
-        [s.source.split() for s in segments],
-        [s.reference for s in segments],
+        [x.source for x in inputs],
+        [x.reference for x in inputs],
         segmenter,
         config.group_size,
     )
 
 
-def _rewards(rollouts: Sequence[Rollout], reward_fn) -> tuple[np.ndarray, dict[str, float]]:
-    """Rewards of every rollout (group by group) and what the log shows of them: mean
+def _rewards(
+    rollouts: Sequence[Rollout], reward_fn, segments: Sequence[Any] | None = None
+) -> tuple[np.ndarray, dict[str, float]]:
+    """Rewards of every rollout (group by group; ``segments[g]``, when not None, the
+    reference segments of group ``g``'s source) and what the log shows of them: mean
     quality, mean latency before (``latency``) and after truncation or gating
     (``latency_reward``), and the reward function's own group statistics, averaged."""
     groups: dict[int, list[int]] = {}
@@ -283,8 +335,10 @@ def _rewards(rollouts: Sequence[Rollout], reward_fn) -> tuple[np.ndarray, dict[s
     rewards = np.zeros(len(rollouts))
     quality, latency, latency_reward = (np.full(len(rollouts), np.nan) for _ in range(3))
     sums: dict[str, list[float]] = {}
-    for members in groups.values():
-        result = reward_fn([rollouts[i].episode for i in members])
+    for g, members in groups.items():
+        episodes = [rollouts[i].episode for i in members]
+        group_segments = segments[g] if segments is not None else None
+        result = reward_fn(episodes, segments=group_segments)
         rewards[members] = result.rewards
         quality[members], latency[members] = result.quality, result.latency_raw
         latency_reward[members] = result.latency
@@ -316,27 +370,24 @@ def _mean_over_processes(accelerator, stats: dict[str, float]) -> dict[str, floa
     return dict(zip(keys, values.tolist()))
 
 
-def _dev_eval(model, tokenizer, dev, config: RLConfig, out_dir: Path, step: int, accelerator):
+def _dev_eval(
+    model, tokenizer, dev, config: RLConfig, out_dir: Path, step: int, accelerator, speech
+):
     """Greedy decoding of the dev segments (main process); BLEU, chrF and latency."""
     result: dict[str, Any] = {}
     if accelerator.is_main_process:
         segments = list(dev[: config.eval_segments] if config.eval_segments else dev)
-        policy = LLMPolicy(
-            model,
-            tokenizer,
-            max_piece_tokens=config.max_piece_tokens,
-            max_final_tokens=config.max_final_tokens,
-            name="rl",
-        )
+        policy = _policy(model, tokenizer, config, speech, name="rl")
         model.eval()
-        row = evaluate(
-            policy,
-            segments,
-            out_dir / "dev" / f"step-{step}",
-            "dev",
-            config.chunk_words,
-            progress=False,
-        )
+        where = out_dir / "dev" / f"step-{step}"
+        if speech is None:
+            row = evaluate(policy, segments, where, "dev", config.chunk_words, progress=False)
+        else:
+            from simulpo.eval.speech import evaluate_utterances
+
+            row = evaluate_utterances(
+                policy, segments, where, "dev", config.chunk_ms, progress=False
+            )
         result = {k: row[k] for k in ("BLEU", "chrF", "AL", "LAAL") if k in row}
     accelerator.wait_for_everyone()
     return result
@@ -344,19 +395,6 @@ def _dev_eval(model, tokenizer, dev, config: RLConfig, out_dir: Path, step: int,
 
 def _dev_line(step: int, scores: dict[str, Any]) -> str:
     return f"step {step}: dev " + "  ".join(f"{k} {v:.2f}" for k, v in scores.items())
-
-
-def _is_peft(model) -> bool:
-    from simulpo.models.lm import is_peft
-
-    return is_peft(model)
-
-
-def _fingerprint(train: Sequence[Segment]) -> str:
-    digest = hashlib.sha256()
-    for s in train:
-        digest.update(f"{s.source}\t{s.reference}\n".encode())
-    return digest.hexdigest()[:16]
 
 
 __all__ = ["RLConfig", "load_rl_config", "rollout_seed", "step_sources", "train_rl"]

@@ -9,12 +9,18 @@ under the sampling distribution) that the policy left in ``episode.memory``.
 ``input_ids`` and ``attention_mask`` of shape ``(N, T)``, ``policy_mask`` (True where token
 ``t`` was written by the policy, so its log-prob is trained) and ``old_logprobs`` (the
 sampling log-probs, 0 elsewhere), aligned with ``input_ids``.
+
+Speech rollouts (a policy with a speech front end, audio sources cut by a ms segmenter)
+are the same episodes: their user turns are ``<|speech|>`` placeholders, and each rollout
+also keeps the encoder frames of its turns, which the batch carries as ``speech`` so the
+update can put the same projected frames at the same placeholders
+(:func:`~simulpo.models.projector.speech_inputs_embeds`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -36,6 +42,10 @@ class Rollout:
     logprobs: list[float]
     #: some piece ran out of token budget and was closed by the policy, not the model
     truncated: bool = False
+    #: speech: the encoder frames ``[n, dim]`` of each user turn, in order (else empty)
+    speech: list[torch.Tensor] = field(default_factory=list)
+    #: some piece was written with part of the dialogue evicted from a bounded cache
+    windowed: bool = False
 
     @property
     def num_policy_tokens(self) -> int:
@@ -52,7 +62,11 @@ def sample_groups(
     batch_size: int = 256,
     progress: bool = False,
 ) -> list[Rollout]:
-    """``group_size`` episodes of every source (consecutive, group ``g`` = ``sources[g]``)."""
+    """``group_size`` episodes of every source (consecutive, group ``g`` = ``sources[g]``).
+
+    Sources are whatever ``segmenter`` cuts: lists of words, or float32 16 kHz audio for a
+    speech policy (with :class:`~simulpo.stream.segmenter.FixedMilliseconds` and
+    ``unit`` the target's latency unit, as in evaluation)."""
     if group_size < 1:
         raise ValueError(f"group_size must be at least 1, got {group_size}")
     if len(references) != len(sources):
@@ -83,6 +97,10 @@ def sample_groups(
                 list(rec.policy_mask),
                 list(rec.logprobs),
                 any(rec.truncated),
+                # Frames made under inference mode cannot enter autograd (the update
+                # backpropagates into the projector): plain copies.
+                [f.clone() for f in rec.speech],
+                any(rec.evicted),
             )
         )
         ep.memory.clear()  # drop the cache handle and messages: only the tokens are needed
@@ -95,9 +113,27 @@ class RolloutTensors:
     attention_mask: torch.Tensor  # (N, T) long
     policy_mask: torch.Tensor  # (N, T) bool
     old_logprobs: torch.Tensor  # (N, T) float
+    #: speech batches: per episode, its user turns' encoder frames (None: a text batch)
+    speech: list[list[torch.Tensor]] | None = None
+    #: some episode was sampled with a bounded cache that had evicted part of its dialogue,
+    #: so its old log-probs are not those of a forward over the whole dialogue
+    windowed: bool = False
 
     def to(self, device) -> RolloutTensors:
-        return RolloutTensors(*(t.to(device) for t in vars(self).values()))
+        speech = (
+            None if self.speech is None else [[f.to(device) for f in row] for row in self.speech]
+        )
+        tensors = (self.input_ids, self.attention_mask, self.policy_mask, self.old_logprobs)
+        return RolloutTensors(*(t.to(device) for t in tensors), speech, self.windowed)
+
+    def __len__(self) -> int:
+        return self.input_ids.shape[0]
+
+    def __getitem__(self, rows: slice) -> RolloutTensors:
+        """The episodes ``rows`` (a micro-batch, or a process's share)."""
+        tensors = (self.input_ids, self.attention_mask, self.policy_mask, self.old_logprobs)
+        speech = None if self.speech is None else self.speech[rows]
+        return RolloutTensors(*(t[rows] for t in tensors), speech, self.windowed)
 
 
 def collate(rollouts: Sequence[Rollout], pad_id: int) -> RolloutTensors:
@@ -116,4 +152,5 @@ def collate(rollouts: Sequence[Rollout], pad_id: int) -> RolloutTensors:
         attn[i, :k] = 1
         mask[i, :k] = torch.tensor(r.policy_mask, dtype=torch.bool)
         logp[i, :k] = torch.tensor(r.logprobs, dtype=torch.float32)
-    return RolloutTensors(ids, attn, mask, logp)
+    speech = [r.speech for r in rollouts] if any(r.speech for r in rollouts) else None
+    return RolloutTensors(ids, attn, mask, logp, speech, any(r.windowed for r in rollouts))

@@ -1,0 +1,111 @@
+"""What the RL loop streams: text sentences, speech utterances, or whole recordings.
+
+Each training item becomes one rollout group's input (:func:`stream_input`): the source
+the segmenter cuts (words, or float32 16 kHz audio), its reference, and the reference
+segments the reward scores it by (only for long form, else None):
+
+- :class:`~simulpo.eval.testset.Segment` — a text sentence (its words);
+- :class:`~simulpo.data.speech.SpeechUtterance` — a spoken sentence (its audio, read from
+  its recording when needed, so a large training set is not held in memory);
+- :class:`Recording` — a long-form recording, ONE episode over the whole stream that the
+  policy never sees the sentence boundaries of; HPO's reward re-aligns its output to the
+  reference sentences (``segments``, ms on the recording's timeline).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from simulpo.data.audio import read_audio
+from simulpo.data.speech import SpeechUtterance
+from simulpo.errors import ConfigError
+from simulpo.eval.testset import Segment as TextSegment
+from simulpo.rewards.base import Segment
+
+
+@dataclass(frozen=True)
+class Recording:
+    """A long-form recording and its reference sentences (start/end in ms, in order)."""
+
+    wav: Path
+    segments: tuple[Segment, ...]
+
+    @property
+    def reference(self) -> str:
+        return " ".join(s.reference for s in self.segments)
+
+    def audio(self):
+        return read_audio(self.wav)
+
+
+def recordings(utterances: Sequence[SpeechUtterance]) -> list[Recording]:
+    """The recordings ``utterances`` come from (first-seen order), each with its utterances
+    as reference segments (transcripts as their sources), sorted by time."""
+    import soundfile
+
+    by_wav: dict[Path, list[SpeechUtterance]] = {}
+    for u in utterances:
+        by_wav.setdefault(u.wav, []).append(u)
+    out = []
+    for wav, utts in by_wav.items():
+        # Offsets and durations are rounded to microseconds in the files: keep the last
+        # segment inside the recording.
+        length_ms = soundfile.info(str(wav)).duration * 1000
+        segments = tuple(
+            Segment(
+                u.offset * 1000,
+                min((u.offset + u.duration) * 1000, length_ms),
+                u.reference,
+                u.source,
+            )
+            for u in sorted(utts, key=lambda u: u.offset)
+        )
+        out.append(Recording(wav, segments))
+    return out
+
+
+class StreamInput(NamedTuple):
+    source: Any  # list of words, or float32 16 kHz audio
+    reference: str | None
+    segments: tuple[Segment, ...] | None  # long form: what the reward scores it by
+
+
+def stream_input(item: TextSegment | SpeechUtterance | Recording) -> StreamInput:
+    """What one training item streams, and what its reward compares against."""
+    if isinstance(item, TextSegment):
+        return StreamInput(item.source.split(), item.reference, None)
+    if isinstance(item, SpeechUtterance):
+        return StreamInput(item.audio(), item.reference, None)
+    if isinstance(item, Recording):
+        return StreamInput(item.audio(), item.reference, item.segments)
+    raise ConfigError(
+        f"cannot train on a {type(item).__name__}: give text Segments, SpeechUtterances or "
+        "Recordings"
+    )
+
+
+def is_speech(item: Any) -> bool:
+    return isinstance(item, (SpeechUtterance, Recording))
+
+
+def fingerprint(items: Sequence[Any]) -> str:
+    """A digest of the training items (a resumed run must see the same data), without
+    reading any audio: recordings and utterances are named by file and span."""
+    digest = hashlib.sha256()
+    for item in items:
+        if isinstance(item, SpeechUtterance):
+            line = f"{item.wav.name}@{item.offset}+{item.duration}\t{item.reference}"
+        elif isinstance(item, Recording):
+            spans = ";".join(f"{s.start}-{s.end}:{s.reference}" for s in item.segments)
+            line = f"{item.wav.name}\t{spans}"
+        else:
+            line = f"{item.source}\t{item.reference}"
+        digest.update(f"{line}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+__all__ = ["Recording", "StreamInput", "fingerprint", "is_speech", "recordings", "stream_input"]
