@@ -36,7 +36,9 @@ def test_chunks_of_two_words_delay_by_chunk_end():
 
 
 def test_char_unit_counts_characters_without_spaces():
-    [ep] = run_stream([["a", "b"]], Scripted(["你 好", "吗"]), FixedWords(1), unit="char", progress=False)
+    [ep] = run_stream(
+        [["a", "b"]], Scripted(["你 好", "吗"]), FixedWords(1), unit="char", progress=False
+    )
     assert ep.units == ["你", "好", "吗"]
     assert ep.prediction == "你好吗"
     assert ep.delays == [1, 1, 2]
@@ -81,3 +83,43 @@ def test_instance_record_has_simuleval_fields():
         "source": "a b",
         "source_length": 2,
     }
+
+
+@pytest.mark.parametrize(
+    ("compute_ms", "clock", "expected"),
+    [
+        # slower than real time: the queue falls behind; cumulative adds all compute so far
+        (1500, "queue", [2500, 4000, 5500]),
+        (1500, "cumulative", [2500, 5000, 7500]),
+        # faster than real time: each turn waits for its audio; cumulative still grows
+        (200, "queue", [1200, 2200, 3200]),
+        (200, "cumulative", [1200, 2400, 3600]),
+    ],
+)
+def test_speech_clocks_by_hand(monkeypatch, compute_ms, clock, expected):
+    import types
+
+    import numpy as np
+
+    import simulpo.stream.loop as loop
+    from simulpo.stream.segmenter import FixedMilliseconds
+
+    now = [0.0]
+    monkeypatch.setattr(loop, "time", types.SimpleNamespace(perf_counter=lambda: now[0]))
+
+    class Slow(Scripted):
+        def act(self, states):
+            now[0] += compute_ms / 1000
+            return super().act(states)
+
+    audio = np.zeros(48_000, dtype=np.float32)  # 3 s at 16 kHz: chunks end at 1, 2, 3 s
+    [ep] = run_stream(
+        [audio], Slow(["a", "b", "c"]), FixedMilliseconds(1000), progress=False, clock=clock
+    )
+    assert ep.delays == [1000, 2000, 3000]
+    assert ep.elapsed == pytest.approx(expected)
+
+
+def test_unknown_clock_is_refused():
+    with pytest.raises(ValueError, match="unknown clock"):
+        run_stream([["a"]], Scripted(["x"]), FixedWords(1), progress=False, clock="wall")

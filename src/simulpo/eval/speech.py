@@ -141,6 +141,7 @@ def evaluate_longform(
         unit=unit,
         progress=progress,
         desc=f"{dataset} {name}",
+        clock="queue",  # cumulative compute grows without bound over a long stream
     )
     segments = [seg for _, segs in groups for seg in segs]
     lines = [_hypothesis(wav, episode) for wav, episode in zip(wavs, episodes)]

@@ -56,6 +56,15 @@ class StreamState:
         return self.episode.chunks[self.turn].end
 
 
+#: How the wall clock of a speech episode runs (``elapsed`` of each written unit):
+#: ``cumulative`` — SimulEval's: the chunk's end plus *all* computation so far, as if the
+#: audio were there from the start; right for sentences, unbounded on a long stream.
+#: ``queue`` — a real-time system: a turn starts when its chunk has arrived and the previous
+#: turn is done, ``ready_t = max(end_t, ready_{t-1}) + compute_t``; stays bounded on an
+#: unbounded stream as long as computing is faster than real time.
+CLOCKS = ("cumulative", "queue")
+
+
 class Policy(Protocol):
     """Anything that, given the states of live episodes, writes one piece per episode."""
 
@@ -75,9 +84,15 @@ def run_stream(
     batch_size: int = 256,
     progress: bool = True,
     desc: str | None = None,
+    clock: str = "cumulative",
 ) -> list[Episode]:
-    """Translate every source with ``policy``, ``batch_size`` episodes in lockstep."""
+    """Translate every source with ``policy``, ``batch_size`` episodes in lockstep.
+
+    ``clock`` says how a speech episode's ``elapsed`` is counted (see :data:`CLOCKS`).
+    """
     check_unit(unit)
+    if clock not in CLOCKS:
+        raise ValueError(f"unknown clock {clock!r}; use one of {', '.join(CLOCKS)}")
     if references is not None and len(references) != len(sources):
         raise ValueError(f"{len(sources)} sources but {len(references)} references")
     refs = references if references is not None else [None] * len(sources)
@@ -89,15 +104,17 @@ def run_stream(
     bar = tqdm(total=len(episodes), desc=desc or policy.name, disable=not progress, unit="seg")
     for start in range(0, len(episodes), batch_size):
         batch = [StreamState(ep) for ep in episodes[start : start + batch_size]]
-        _run_batch(batch, policy, speech, bar)
+        _run_batch(batch, policy, speech and clock, bar)
     bar.close()
     return episodes
 
 
-def _run_batch(states: list[StreamState], policy: Policy, speech: bool, bar: tqdm) -> None:
+def _run_batch(states: list[StreamState], policy: Policy, clock: str | bool, bar: tqdm) -> None:
+    """``clock``: a speech clock of :data:`CLOCKS`, or False for text (elapsed 0)."""
     live = [s for s in states if s.episode.chunks]
     bar.update(len(states) - len(live))  # empty sources: nothing to read, nothing written
-    compute_ms = {id(s): 0.0 for s in live}
+    compute_ms = {id(s): 0.0 for s in live}  # cumulative: all compute so far
+    ready_ms = {id(s): 0.0 for s in live}  # queue: when the previous turn's output was out
     while live:
         for s in live:
             s.source_read.append(s.new_chunk)
@@ -109,7 +126,10 @@ def _run_batch(states: list[StreamState], policy: Policy, speech: bool, bar: tqd
             raise RuntimeError(f"policy {policy.name} returned {len(pieces)} pieces for {len(live)} states")
         for s, piece in zip(live, pieces):
             compute_ms[id(s)] += share
-            elapsed = s.delay + compute_ms[id(s)] if speech else 0.0
+            if clock == "queue":
+                elapsed = ready_ms[id(s)] = max(s.delay, ready_ms[id(s)]) + share
+            else:
+                elapsed = s.delay + compute_ms[id(s)] if clock else 0.0
             s.episode.write(piece, s.delay, elapsed)
             s.turn += 1
         done = [s for s in live if s.turn == len(s.episode.chunks)]
@@ -122,4 +142,4 @@ def source_words(state: StreamState) -> list[str]:
     return [w for chunk in state.source_read for w in chunk]
 
 
-__all__ = ["Policy", "StreamState", "run_stream", "source_words"]
+__all__ = ["CLOCKS", "Policy", "StreamState", "run_stream", "source_words"]
