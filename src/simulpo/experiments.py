@@ -4,7 +4,7 @@ Each experiment starts every variant from the same SFT policy of a finished text
 (``simulpo demo --output RUN``), trains it with the RL recipe of that run plus the
 variant's overrides, evaluates it on the synthetic test set, and writes
 ``RUN/experiments/NAME/report.json`` (the variants beside the run's ``sft``, ``seqpo``,
-``wait-k`` and ``offline`` rows) and ``quality_latency.png``:
+``wait-k`` and ``offline`` rows) with two plots, ``chrF_AL.png`` and ``BLEU_LAAL.png``:
 
 - ``truncation``: SeqPO with and without the latency floor (the "negative AL" hack);
 - ``lambda``: a quality–latency front from several λ, against the wait-k curve;
@@ -15,8 +15,8 @@ variant's overrides, evaluates it on the synthetic test set, and writes
 Policies live in ``RUN/experiments/policies/KEY``, KEY a digest of the variant's RL
 recipe: a variant trained before (by any experiment) is reused, not trained again, so
 experiments share their common variant and an interrupted one resumes; the variant whose
-recipe is the run's own (``config`` and ``overrides`` as given to the demo) is the run's
-``seqpo`` policy.
+recipe trained the run's own ``seqpo`` policy (recorded in its ``result.json``) is that
+policy.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ EXPERIMENTS: dict[str, dict[str, list[str]]] = {
         "seqpo-trunc": ["rl.reward.truncate=true"],
         "seqpo-no-trunc": ["rl.reward.truncate=false"],
     },
-    "lambda": {f"seqpo-lam{lam:g}": [f"rl.reward.lam={lam}"] for lam in (0.5, 1.0, 2.0, 4.0)},
+    # named seqpo-lam-<lam>: the plots draw the sweep as one curve labelled with lambda
+    "lambda": {f"seqpo-lam-{lam:g}": [f"rl.reward.lam={lam}"] for lam in (0.5, 1.0, 2.0, 4.0)},
     "reward": {
         "seqpo-fused": ["rl.reward.kind=seqpo"],
         "hpo-hierarchical": ["rl.reward.kind=hpo"],
@@ -89,32 +90,47 @@ def run_experiment(
 
     tokenizer = AutoTokenizer.from_pretrained(str(run.tokenizer))
     out = run.root / "experiments" / name
-    own_key = recipe_key(load_config(TextRecipe, config, overrides or []))
+    own_key = _trained_key(run.seqpo)
     rows: list[Row] = []
     for variant, changes in EXPERIMENTS[name].items():
         recipe = load_config(TextRecipe, config, [*(overrides or []), *changes])
         log.info("%s: %s (%s)", name, variant, ", ".join(changes))
         key = recipe_key(recipe)
-        # The variant equal to the run's own recipe is the run's SeqPO policy.
+        # The variant whose recipe trained the run's own SeqPO policy is that policy.
         policy_dir = run.seqpo if key == own_key else run.root / "experiments" / "policies" / key
         model, _ = train_rl_step(recipe, run, sft_dir, tokenizer, progress, policy_dir)
         rows += evaluate_llm_rows(recipe, run, {variant: model}, None, tokenizer, out, progress)
     context = _context_rows(run.root / "report.json")
     report = update_report(out / "report.json", context + rows)
-    plot = plot_quality_latency(
-        report, out / "quality_latency.png", x="AL", title=f"experiment: {name}"
-    )
-    log.info("Wrote %s and %s.", out / "report.json", plot)
+    # chrF over AL (what the reward sees) and BLEU over LAAL (what over-generation cannot game)
+    plots = [
+        plot_quality_latency(report, out / f"{y}_{x}.png", x=x, y=y, title=f"experiment: {name}")
+        for y, x in (("chrF", "AL"), ("BLEU", "LAAL"))
+    ]
+    log.info("Wrote %s, %s.", out / "report.json", ", ".join(map(str, plots)))
     return rows
 
 
 def recipe_key(recipe: TextRecipe) -> str:
     """A short digest of the RL recipe: equal recipes train the same policy (how often
     it evaluates or checkpoints on the way does not count)."""
+    return _key(asdict(recipe.rl))
+
+
+def _key(rl_config: dict) -> str:
     from simulpo.train.rl import BOOKKEEPING
 
-    fields = {k: v for k, v in asdict(recipe.rl).items() if k not in BOOKKEEPING}
+    fields = {k: v for k, v in rl_config.items() if k not in BOOKKEEPING}
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _trained_key(rl_dir: Path) -> str | None:
+    """The recipe key of a finished RL run, from the config its ``result.json`` records."""
+    try:
+        config = json.loads((rl_dir / "result.json").read_text(encoding="utf-8"))["config"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return _key(config)
 
 
 def _context_rows(path: Path) -> list[Row]:

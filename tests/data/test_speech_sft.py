@@ -6,7 +6,6 @@ import pytest
 from simulpo.data.speech import SpeechUtterance
 from simulpo.data.speech_sft import (
     speech_records,
-    transcript_records,
     utterance_needs,
     word_ends,
 )
@@ -65,12 +64,6 @@ def test_random_merges_keep_chunk_ends_on_the_grid_and_every_word():
         pieces = [m["content"] for m in r["messages"] if m["role"] == "assistant"]
         assert " ".join(p for p in pieces if p) == "a b c"
     assert sizes == {1, 2, 3}
-
-
-def test_transcript_records_cover_the_whole_utterance():
-    [record] = transcript_records([utterance()])
-    assert record["messages"][1] == {"role": "user", "content": "", "speech": [0.0, 2500.0]}
-    assert record["messages"][2] == {"role": "assistant", "content": "w x y z"}
 
 
 def test_gold_aligner_needs_links():

@@ -43,7 +43,9 @@ def test_frames_are_stacked_within_each_chunk():
     a, b = torch.randn(6, 3), torch.randn(4, 3)
     out = projector([a, b])
     # by hand: 6 frames -> 2 stacks (the second zero-padded), 4 frames -> 1 stack
-    stacks = torch.stack([a[:4].flatten(), torch.cat([a[4:], torch.zeros(2, 3)]).flatten(), b.flatten()])
+    stacks = torch.stack(
+        [a[:4].flatten(), torch.cat([a[4:], torch.zeros(2, 3)]).flatten(), b.flatten()]
+    )
     torch.testing.assert_close(out, projector.mlp(stacks))
     assert [projector.num_embeddings(n) for n in (0, 1, 4, 5, 56)] == [0, 1, 1, 2, 14]
     with pytest.raises(ConfigError, match=r"chunks of frames \[n, 3\]"):
@@ -85,7 +87,9 @@ def test_placeholders_take_the_projected_chunks_in_order(parts):
     torch.testing.assert_close(embeds[0, 4], e2[0])
     torch.testing.assert_close(embeds[1, 0], e3[0])
     torch.testing.assert_close(embeds[0, [0, 3, 5]], table[[x, x, x]])
-    with pytest.raises(ConfigError, match=f"row 1 holds 1 {SPEECH_TOKEN} placeholders but its speech makes 2"):
+    with pytest.raises(
+        ConfigError, match=f"row 1 holds 1 {SPEECH_TOKEN} placeholders but its speech makes 2"
+    ):
         speech_inputs_embeds(lm, projector, ids, [[c1, c2], [c1]], speech_id)
 
 
@@ -100,10 +104,26 @@ def test_speech_lm_saves_a_model_dir_that_loads_back(parts, tmp_path):
     frames = [[torch.randn(7, 6)]]
     with torch.no_grad():
         want = model(ids, speech=frames).logits
-        got = lm2(inputs_embeds=speech_inputs_embeds(lm2, projector2, ids, frames, speech_id)).logits
+        got = lm2(
+            inputs_embeds=speech_inputs_embeds(lm2, projector2, ids, frames, speech_id)
+        ).logits
     torch.testing.assert_close(got, want)
     # a checkpoint of the module loads back into a fresh one, key for key
     fresh = SpeechLM(tiny_lm(tokenizer), SpeechProjector(projector.config, seed=9), speech_id)
     load_weights(fresh, tmp_path)
     with torch.no_grad():
         torch.testing.assert_close(fresh(ids, speech=frames).logits, want)
+
+
+def test_input_norm_makes_embeddings_blind_to_each_frames_offset_and_scale(tmp_path):
+    config = ProjectorConfig(input_dim=6, output_dim=16, stack=2, input_norm=True)
+    projector = SpeechProjector(config)
+    frames = torch.randn(5, 6)
+    shifted = (
+        frames * torch.tensor([[3.0], [0.5], [2.0], [1.0], [7.0]]) + torch.arange(5.0)[:, None]
+    )
+    torch.testing.assert_close(projector([shifted]), projector([frames]), atol=1e-4, rtol=1e-4)
+    projector.save(tmp_path)
+    loaded = SpeechProjector.load(tmp_path)
+    assert loaded.config.input_norm
+    torch.testing.assert_close(loaded([frames]), projector([frames]))

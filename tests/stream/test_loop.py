@@ -101,7 +101,7 @@ def test_speech_clocks_by_hand(monkeypatch, compute_ms, clock, expected):
 
     import numpy as np
 
-    import simulpo.stream.loop as loop
+    from simulpo.stream import loop
     from simulpo.stream.segmenter import FixedMilliseconds
 
     now = [0.0]

@@ -17,8 +17,7 @@ Records reference the audio instead of holding features::
         {"role": "assistant", "content": "first words"}, ...]}
 
 A trainer fills each user turn with the placeholders of that span's encoder frames
-(:mod:`simulpo.train.speech_sft`). Stage 1 (:func:`transcript_records`) pairs each whole
-utterance with its transcript, to align the projector with the frozen LM.
+(:mod:`simulpo.train.speech_sft`, whose stage 1 aligns the projector on word timings).
 """
 
 from __future__ import annotations
@@ -40,7 +39,6 @@ from simulpo.stream.episode import Episode
 from simulpo.stream.loop import StreamState, run_stream
 from simulpo.stream.segmenter import FixedMilliseconds, RandomMerge
 
-TRANSCRIBE_PROMPT = "Transcribe the speech."
 #: utterances per streaming batch (their silent stand-in audio is built per batch)
 _BATCH = 256
 
@@ -151,23 +149,6 @@ def speech_records(
             start = chunk.end
         records.append({"utterance": ep.source, "messages": messages})
     return records
-
-
-def transcript_records(
-    utterances: Sequence[SpeechUtterance], system: str = TRANSCRIBE_PROMPT
-) -> list[dict[str, Any]]:
-    """Stage-1 records: the whole utterance as one speech turn, its transcript as the answer."""
-    return [
-        {
-            "utterance": u.id,
-            "messages": [
-                system_message(system),
-                speech_turn(0.0, 1000.0 * num_samples(u) / SAMPLE_RATE),
-                assistant_message(u.source),
-            ],
-        }
-        for u in utterances
-    ]
 
 
 def speech_turn(start_ms: float, end_ms: float) -> dict[str, Any]:

@@ -44,6 +44,7 @@ class ProjectorConfig:
     output_dim: int
     stack: int = 4
     hidden_dim: int = 0  # the MLP's inner width; 0 = output_dim
+    input_norm: bool = False  # LayerNorm on each encoder frame before stacking
 
     def __post_init__(self) -> None:
         if min(self.input_dim, self.output_dim, self.stack) < 1 or self.hidden_dim < 0:
@@ -63,6 +64,7 @@ class SpeechProjector(nn.Module):
         with torch.random.fork_rng(devices=[]):  # seeded without touching the caller's RNG
             if seed is not None:
                 torch.manual_seed(seed)
+            self.norm = nn.LayerNorm(config.input_dim) if config.input_norm else None
             self.mlp = nn.Sequential(
                 nn.Linear(config.input_dim * config.stack, hidden),
                 nn.GELU(),
@@ -84,6 +86,8 @@ class SpeechProjector(nn.Module):
                     f"the projector takes chunks of frames [n, {dim}], got shape {tuple(c.shape)}"
                 )
             c = c.to(device=weight.device, dtype=weight.dtype)
+            if self.norm is not None:
+                c = self.norm(c)
             pad = -len(c) % k
             if pad:
                 c = torch.cat([c, c.new_zeros(pad, dim)])

@@ -38,7 +38,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -267,7 +267,12 @@ def train_rl(
     if accelerator.is_main_process:
         save_model(unwrapped, tokenizer, final_dir)
     accelerator.wait_for_everyone()
-    result = {"steps": state["step"], "final_dir": str(final_dir), "dev": last_dev}
+    result = {
+        "steps": state["step"],
+        "final_dir": str(final_dir),
+        "dev": last_dev,
+        "config": asdict(config),  # what trained this policy (experiments reuse by it)
+    }
     if accelerator.is_main_process:
         atomic_write_json(out_dir / "result.json", result)
     return result

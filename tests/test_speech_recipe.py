@@ -1,0 +1,60 @@
+import json
+
+import pytest
+import torch
+from transformers import WhisperConfig, WhisperModel
+
+import simulpo.eval.speech
+import simulpo.train.speech_sft
+from simulpo.config import load_config
+from simulpo.models.speech_encoder import SpeechEncoder
+from simulpo.speech_recipe import SpeechRecipe, run_speech_recipe
+
+TINY = [
+    "data.train=6", "data.dev=2", "data.test=2", "data.workers=1",
+    "model.lm=''", "model.vocab_size=300", "model.hidden_size=16", "model.num_layers=1",
+    "model.num_heads=2", "stage1.epochs=1", "stage2.epochs=1", "stage2.batch_tokens=2048",
+    "stage2.max_length=2048", "eval.max_piece_tokens=4", "eval.max_new_tokens=8",
+]  # fmt: skip
+
+
+@pytest.fixture
+def recipe(tmp_path):
+    config = WhisperConfig(
+        d_model=16, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=32,
+        decoder_layers=1, decoder_attention_heads=2, decoder_ffn_dim=32, vocab_size=100,
+        num_mel_bins=80, max_source_positions=1500, max_target_positions=32,
+        pad_token_id=1, bos_token_id=2, eos_token_id=2, decoder_start_token_id=3,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    WhisperModel(config).save_pretrained(tmp_path / "whisper")
+    return load_config(SpeechRecipe, None, [*TINY, f"encoder.path={tmp_path / 'whisper'}"])
+
+
+def refuse(*args, **kwargs):
+    raise AssertionError("a finished step ran again")
+
+
+def test_demo_config_spells_out_the_defaults():
+    assert load_config(SpeechRecipe, "configs/demo-speech.yaml") == SpeechRecipe()
+
+
+def test_recipe_runs_end_to_end_and_resumes_without_redoing_steps(recipe, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    (row,) = run_speech_recipe(recipe, out, progress=False)
+    assert row["name"] == "sft" and row["segments"] == 2 and row["chunk_ms"] == 1120
+    assert {"BLEU", "chrF", "AL", "LAAL"} <= set(row)
+    lines = (out / "eval" / "sft" / "instances.log").read_text().splitlines()
+    assert len(lines) == 2
+    assert len(json.loads((out / "sft_data" / "train.jsonl").read_text().splitlines()[0])) == 2
+    assert (out / "stage1" / "projector.json").exists()
+    assert (out / "stage2" / "final" / "projector.json").exists()
+
+    # Again: nothing is synthesized, encoded, trained or evaluated a second time.
+    monkeypatch.setattr("simulpo.speech_recipe.build_speech", refuse)
+    monkeypatch.setattr(SpeechEncoder, "encode_chunks", refuse)
+    monkeypatch.setattr(simulpo.train.speech_sft, "align_projector", refuse)
+    monkeypatch.setattr(simulpo.train.speech_sft, "train_speech_sft", refuse)
+    monkeypatch.setattr(simulpo.eval.speech, "evaluate_utterances", refuse)
+    again = run_speech_recipe(recipe, out, progress=False)
+    assert json.dumps(again) == json.dumps([row])  # (NaN latencies when nothing was written)
