@@ -41,8 +41,9 @@ def test_demo_config_spells_out_the_defaults():
 
 def test_recipe_runs_end_to_end_and_resumes_without_redoing_steps(recipe, tmp_path, monkeypatch):
     out = tmp_path / "run"
-    (row,) = run_speech_recipe(recipe, out, progress=False)
+    cascade, row = run_speech_recipe(recipe, out, progress=False)
     assert row["name"] == "sft" and row["segments"] == 2 and row["chunk_ms"] == 1120
+    assert cascade["name"] == "cascade" and cascade["segments"] == 2 and "WER" in cascade
     assert {"BLEU", "chrF", "AL", "LAAL"} <= set(row)
     lines = (out / "eval" / "sft" / "instances.log").read_text().splitlines()
     assert len(lines) == 2
@@ -57,4 +58,30 @@ def test_recipe_runs_end_to_end_and_resumes_without_redoing_steps(recipe, tmp_pa
     monkeypatch.setattr(simulpo.train.speech_sft, "train_speech_sft", refuse)
     monkeypatch.setattr(simulpo.eval.speech, "evaluate_utterances", refuse)
     again = run_speech_recipe(recipe, out, progress=False)
-    assert json.dumps(again) == json.dumps([row])  # (NaN latencies when nothing was written)
+    assert json.dumps(again) == json.dumps(
+        [cascade, row]
+    )  # (NaN latencies when nothing was written)
+
+
+def test_speech_demo_quick_through_the_cli(tmp_path, capsys):
+    from simulpo.cli import main
+
+    out = tmp_path / "speech"
+    assert main(["demo", "--speech", "--quick", "--output", str(out), "--no-progress"]) == 0
+    rows = json.loads((out / "report.json").read_text())
+    assert [r["name"] for r in rows] == ["cascade", "sft"]
+    for r in rows:  # latencies in ms: nothing is written before the first 1120 ms chunk ends
+        assert r["segments"] == 3 and (
+            r["StartOffset"] != r["StartOffset"] or r["StartOffset"] >= 1120
+        )
+    assert (out / "quality_latency.png").stat().st_size > 0
+    assert "cascade" in capsys.readouterr().out
+
+
+def test_speech_demo_needs_the_text_policy_it_starts_from(tmp_path, capsys):
+    from simulpo.cli import main
+
+    missing = tmp_path / "no-text-run"
+    args = ["demo", "--speech", "--output", str(tmp_path / "s"), "--set", f"model.lm={missing}"]
+    assert main(args) == 2
+    assert "run `simulpo demo` first" in capsys.readouterr().err

@@ -346,10 +346,10 @@ def _data_speech(args: argparse.Namespace) -> None:
 
 
 def _demo(args: argparse.Namespace) -> None:
-    from simulpo.demo import run_demo
+    from simulpo.demo import run_demo, run_speech_demo
 
-    rows = run_demo(
-        args.output,
+    rows = (run_speech_demo if args.speech else run_demo)(
+        args.output or ("runs/demo-speech" if args.speech else "runs/demo"),
         quick=args.quick,
         progress=not args.no_progress,
         config=args.config,
@@ -658,14 +658,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "demo", help="the main job: data, baselines, report and plot on the embedded default"
     )
-    p.add_argument("--output", default="runs/demo", help="output directory")
+    p.add_argument(
+        "--output", help="output directory (default runs/demo, or runs/demo-speech with --speech)"
+    )
+    p.add_argument(
+        "--speech",
+        action="store_true",
+        help="the speech demo (configs/demo-speech.yaml); starts from runs/demo's SFT policy",
+    )
     p.add_argument(
         "--quick",
         action="store_true",
         help="tiny data, model and test sets: a smoke run of every step",
     )
     p.add_argument(
-        "--config", help="text recipe YAML (default: the embedded one, = configs/demo-text.yaml)"
+        "--config",
+        help="recipe YAML (default: the embedded one, = configs/demo-text.yaml or demo-speech.yaml)",
     )
     p.add_argument(
         "--set",

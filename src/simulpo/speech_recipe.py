@@ -20,6 +20,7 @@ Layout of the run directory::
     sft_data/              stage-2 dialogue records (train.jsonl, dev.jsonl)
     stage2/                speech SFT run; stage2/final is the speech policy's model
     eval/sft/              instances.log, scores.json, row.json of the sft speech policy
+    eval/cascade/          the same for the cascaded baseline (streaming Whisper → grammar)
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ class SpeechEvalConfig:
     chunk_ms: int = 1120  # FixedMilliseconds chunk of the streaming loop
     max_piece_tokens: int = 32  # token budget of one piece before the source ends
     max_new_tokens: int = 160  # token budget of the whole translation
+    cascade: bool = True  # also the cascaded baseline: streaming Whisper → grammar translator
 
 
 def _stage2() -> SFTConfig:
@@ -105,7 +107,8 @@ class SpeechRecipe:
 def run_speech_recipe(
     recipe: SpeechRecipe, out_dir: str | Path, progress: bool = True
 ) -> list[Row]:
-    """All steps of the speech recipe under ``out_dir``; returns the ``sft`` report row."""
+    """All steps of the speech recipe under ``out_dir``; returns the report rows
+    (``cascade`` when ``eval.cascade``, then ``sft``)."""
     root = Path(out_dir)
     log.info("[1/6] speech data → %s", root / "speech")
     folder = build_data_step(recipe, root, progress)
@@ -120,7 +123,10 @@ def run_speech_recipe(
     log.info("[5/6] stage 2: dialogue SFT → %s", root / "stage2")
     final = stage2_step(recipe, root, lm, tokenizer, projector, records, features, progress)
     log.info("[6/6] sentence-level evaluation → %s", root / "eval")
-    return [eval_step(recipe, root, final, encoder, utterances["test"], progress)]
+    rows = [eval_step(recipe, root, final, encoder, utterances["test"], progress)]
+    if recipe.eval.cascade:
+        rows.insert(0, cascade_step(recipe, root, utterances["test"], progress))
+    return rows
 
 
 def build_data_step(recipe: SpeechRecipe, root: Path, progress: bool) -> Path:
@@ -224,6 +230,33 @@ def stage2_step(recipe, root, lm, tokenizer, projector, records, features, progr
             "stage 2: train loss %.4f, dev loss %.4f", result["train_loss"], result["dev_loss"]
         )
     return final
+
+
+def cascade_step(recipe: SpeechRecipe, root: Path, test, progress: bool) -> Row:
+    """What speech users run today, on the same test utterances: streaming Whisper tiny.en
+    (local agreement over re-transcriptions) feeding local agreement over the pair's exact
+    rule-based translator — so every error of this row is the recognizer's or the schedule's."""
+    from simulpo.eval.speech import evaluate_utterances
+    from simulpo.policies import LocalAgreement
+    from simulpo.policies.asr import WhisperTranscriber
+    from simulpo.policies.cascade import Cascade, plain_words
+    from simulpo.translators import build_translator
+
+    out = root / "eval" / "cascade"
+    if (out / "row.json").exists():
+        return json.loads((out / "row.json").read_text(encoding="utf-8"))
+    v = recipe.eval
+    policy = Cascade(
+        WhisperTranscriber(None, threads=1),
+        LocalAgreement(build_translator("grammar")),
+        normalize=plain_words,
+    )
+    test = test[: v.test_utterances] if v.test_utterances else test
+    row = evaluate_utterances(
+        policy, test, out, "synthetic", v.chunk_ms, name="cascade", progress=progress
+    )
+    atomic_write_json(out / "row.json", row)
+    return row
 
 
 def eval_step(recipe: SpeechRecipe, root: Path, final: Path, encoder, test, progress) -> Row:
