@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import random
+import shutil
 
 import numpy as np
 import pytest
@@ -505,3 +506,25 @@ def test_sft_with_lora_trains_the_adapters_and_saves_a_merged_model(tok, tmp_pat
         sft.evaluate_loss(model, data_set, 512, tok.pad_token_id), rel=1e-4
     )
     assert after < before - 0.1  # slow from a random base, but learning
+
+
+def test_resume_accepts_fields_added_since_the_checkpoint_at_their_defaults(tok, tmp_path):
+    """A checkpoint written before a config field existed was written with its default."""
+    data = dialogues(6)
+    train_sft(
+        build_tiny_lm(tok, **SMALL), tok, data, None, fast(epochs=2), tmp_path, progress=False
+    )
+    checkpoints = sorted((tmp_path / "checkpoints").iterdir())
+    for extra in checkpoints[1:]:  # as if killed after the first epoch
+        shutil.rmtree(extra)
+    state_file = checkpoints[0] / "trainer_state.json"
+    state = json.loads(state_file.read_text())
+    del state["config"]["adam_beta2"]  # "the field did not exist yet"
+    state_file.write_text(json.dumps(state))
+    with pytest.raises(SimulpoError, match="another config: adam_beta2="):
+        train_sft(build_tiny_lm(tok, **SMALL), tok, data, None, fast(epochs=2, adam_beta2=0.9),
+                  tmp_path, progress=False)  # fmt: skip
+    resumed = train_sft(
+        build_tiny_lm(tok, **SMALL), tok, data, None, fast(epochs=2), tmp_path, progress=False
+    )
+    assert resumed["epochs"] == 2

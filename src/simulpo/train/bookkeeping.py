@@ -50,6 +50,8 @@ class TrainingRun:
         self.out_dir, self.ckpt_dir = out_dir, out_dir / "checkpoints"
         # fields in ``resumable`` may change between a run and its resumption
         self.config_dict = {k: v for k, v in asdict(config).items() if k not in resumable}
+        # a checkpoint written before a field existed was written with its default
+        self.defaults = asdict(type(config)())
         self.state: dict[str, Any] = dict(initial_state)
         self.history: list[dict[str, Any]] = []
         self.fingerprint = ""
@@ -73,6 +75,7 @@ class TrainingRun:
             found = None
         if found is not None:
             saved = json.loads((found / STATE_FILE).read_text(encoding="utf-8"))
+            saved["config"] = _with_defaults(saved.get("config", {}), self.defaults)
             _check_resumable(saved, self.config_dict, fingerprint, found)
             state = load_checkpoint(found, self.model, self.optimizer, self.scheduler)
             self.history = state.pop("history", [])
@@ -132,6 +135,17 @@ class TrainingRun:
     def say(self, message: str) -> None:
         if self.main:
             (self.bar.write if self.bar is not None and not self.bar.disable else log.info)(message)
+
+
+def _with_defaults(saved: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """``saved`` with the fields it lacks (added to the config since) at their defaults."""
+    out = dict(saved)
+    for key, default in defaults.items():
+        if key not in out:
+            out[key] = default
+        elif isinstance(out[key], dict) and isinstance(default, dict):
+            out[key] = _with_defaults(out[key], default)
+    return out
 
 
 def _check_resumable(
