@@ -99,3 +99,31 @@ def tiny_chat_lm(steps: int = 100) -> tuple[Qwen2ForCausalLM, PreTrainedTokenize
         torch.set_num_threads(threads)
     model.eval()
     return model, tokenizer
+
+
+def tiny_speech_parts():
+    """A speech policy's parts: a copy of the tiny chat LM with the ``<|speech|>`` token,
+    a random 1-layer Whisper encoder (16-dim frames) and a projector whose embeddings are
+    about as large as the token embeddings. Fresh on every call (tests train them)."""
+    import copy
+
+    from transformers import WhisperConfig
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+    from simulpo.models.projector import ProjectorConfig, SpeechProjector, add_speech_token
+    from simulpo.models.speech_encoder import SpeechEncoder
+
+    lm = copy.deepcopy(tiny_chat_lm()[0])  # the shared model keeps its vocabulary
+    tokenizer = build_tokenizer()
+    speech_id = add_speech_token(tokenizer, lm)
+    torch.manual_seed(0)
+    config = WhisperConfig(
+        d_model=16, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=32,
+        decoder_layers=1, decoder_attention_heads=2, decoder_ffn_dim=32, vocab_size=100,
+        num_mel_bins=80, max_source_positions=1500, max_target_positions=32,
+    )  # fmt: skip
+    encoder = SpeechEncoder(WhisperEncoder(config), name="tiny")
+    projector = SpeechProjector(ProjectorConfig(16, 32, stack=4), seed=1).eval()
+    with torch.no_grad():
+        projector.mlp[2].weight.mul_(0.3)
+    return lm.eval(), tokenizer, encoder, projector, speech_id

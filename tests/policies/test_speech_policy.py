@@ -1,21 +1,14 @@
 """The LLM policy on speech: the same dialogue, cache and decoding, with speech turns."""
 
-import copy
-
 import numpy as np
 import pytest
 import torch
-from tiny_lm import build_tokenizer, tiny_chat_lm
-from transformers import WhisperConfig
-from transformers.models.whisper.modeling_whisper import WhisperEncoder
+from tiny_lm import tiny_speech_parts
 
 from simulpo.models.projector import (
-    ProjectorConfig,
-    SpeechProjector,
-    add_speech_token,
     speech_inputs_embeds,
 )
-from simulpo.models.speech_encoder import ChunkSpec, SpeechEncoder, chunk_rows
+from simulpo.models.speech_encoder import ChunkSpec, chunk_rows
 from simulpo.policies.llm import LLMPolicy
 from simulpo.policies.speech_front import SpeechFrontEnd
 from simulpo.stream.loop import run_stream
@@ -35,22 +28,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def speech_lm(one_thread):
-    trained, _ = tiny_chat_lm()
-    model = copy.deepcopy(trained)  # the shared model keeps its vocabulary
-    tokenizer = build_tokenizer()
-    speech_id = add_speech_token(tokenizer, model)
-    torch.manual_seed(0)
-    config = WhisperConfig(
-        d_model=16, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=32,
-        decoder_layers=1, decoder_attention_heads=2, decoder_ffn_dim=32, vocab_size=100,
-        num_mel_bins=80, max_source_positions=1500, max_target_positions=32,
-    )  # fmt: skip
-    encoder = SpeechEncoder(WhisperEncoder(config), name="tiny")
-    projector = SpeechProjector(ProjectorConfig(16, 32, stack=4), seed=1).eval()
-    # scaled so the speech embeddings are as large as the token embeddings
-    with torch.no_grad():
-        projector.mlp[2].weight.mul_(0.3)
-    return model.eval(), tokenizer, encoder, projector, speech_id
+    return tiny_speech_parts()
 
 
 def sources():
@@ -62,7 +40,9 @@ def sources():
 def run(parts, segmenter=None, batch_size=256, precomputed=False):
     model, tokenizer, encoder, projector, _ = parts
     front = SpeechFrontEnd(encoder, projector, SPEC, precomputed=precomputed)
-    policy = LLMPolicy(model, tokenizer, max_piece_tokens=BUDGET, max_final_tokens=FINAL, speech=front)
+    policy = LLMPolicy(
+        model, tokenizer, max_piece_tokens=BUDGET, max_final_tokens=FINAL, speech=front
+    )
     records = {}
 
     class Capture:
@@ -98,13 +78,17 @@ def test_cached_speech_turns_equal_an_uncached_full_forward(speech_lm):
         for t, (start, stop) in enumerate(rec.piece_spans):
             ids = list(rec.token_ids[:start])
             # the prompt holds exactly the placeholders of turns 0..t
-            assert ids.count(speech_id) == sum(projector.num_embeddings(len(f)) for f in rec.speech[: t + 1])
+            assert ids.count(speech_id) == sum(
+                projector.num_embeddings(len(f)) for f in rec.speech[: t + 1]
+            )
             budget = FINAL if t == len(episode.chunks) - 1 else BUDGET
             written = []
             with torch.no_grad():
                 for _ in range(budget):  # greedy, the whole dialogue recomputed each step
                     x = torch.tensor([ids + written])
-                    embeds = speech_inputs_embeds(model, projector, x, [rec.speech[: t + 1]], speech_id)
+                    embeds = speech_inputs_embeds(
+                        model, projector, x, [rec.speech[: t + 1]], speech_id
+                    )
                     token = int(model(inputs_embeds=embeds, use_cache=False).logits[0, -1].argmax())
                     written.append(token)
                     if token == end:
@@ -118,7 +102,9 @@ def test_speech_batched_equals_alone_and_precomputed_equals_online(speech_lm):
     alone, rec_alone = run(speech_lm, batch_size=1)
     cached, rec_cached = run(speech_lm, precomputed=True)
     written = [(e.pieces, e.delays) for e in together]  # elapsed: wall clock, not compared
-    assert written == [(e.pieces, e.delays) for e in alone] == [(e.pieces, e.delays) for e in cached]
+    assert (
+        written == [(e.pieces, e.delays) for e in alone] == [(e.pieces, e.delays) for e in cached]
+    )
     for a, b, c in zip(rec_together, rec_alone, rec_cached):
         assert a.token_ids == b.token_ids == c.token_ids
         assert a.logprobs == pytest.approx(b.logprobs, abs=1e-5)

@@ -10,20 +10,15 @@ import numpy as np
 import pytest
 import soundfile
 import torch
-from tiny_lm import build_tokenizer, tiny_chat_lm
-from transformers import WhisperConfig
-from transformers.models.whisper.modeling_whisper import WhisperEncoder
+from tiny_lm import tiny_speech_parts
 
 from simulpo.data.speech import SpeechUtterance
 from simulpo.errors import ConfigError
 from simulpo.models.projector import (
-    ProjectorConfig,
     SpeechLM,
-    SpeechProjector,
-    add_speech_token,
     load_speech_model,
 )
-from simulpo.models.speech_encoder import ChunkSpec, SpeechEncoder
+from simulpo.models.speech_encoder import ChunkSpec
 from simulpo.policies.llm import LLMPolicy
 from simulpo.policies.speech_front import SpeechFrontEnd
 from simulpo.stream.segmenter import FixedMilliseconds
@@ -48,20 +43,7 @@ def one_thread():
 @pytest.fixture(scope="module")
 def parts(one_thread):
     """A tiny chat LM with the placeholder token, a random Whisper encoder, a projector."""
-    lm = copy.deepcopy(tiny_chat_lm()[0])  # the shared model keeps its vocabulary
-    tokenizer = build_tokenizer()
-    speech_id = add_speech_token(tokenizer, lm)
-    torch.manual_seed(0)
-    config = WhisperConfig(
-        d_model=16, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=32,
-        decoder_layers=1, decoder_attention_heads=2, decoder_ffn_dim=32, vocab_size=100,
-        num_mel_bins=80, max_source_positions=1500, max_target_positions=32,
-    )  # fmt: skip
-    encoder = SpeechEncoder(WhisperEncoder(config), name="tiny")
-    projector = SpeechProjector(ProjectorConfig(16, 32, stack=4), seed=1).eval()
-    with torch.no_grad():  # speech embeddings as large as the token embeddings
-        projector.mlp[2].weight.mul_(0.3)
-    return lm.eval(), tokenizer, encoder, projector, speech_id
+    return tiny_speech_parts()
 
 
 def audio(seconds: float, seed: int) -> np.ndarray:
