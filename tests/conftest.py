@@ -35,3 +35,14 @@ def upper() -> UpperTranslator:
 @pytest.fixture
 def reverse() -> ReverseTranslator:
     return ReverseTranslator()
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models run fastest on one torch thread, and are then immune to a busy machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

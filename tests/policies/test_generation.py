@@ -19,12 +19,7 @@ from simulpo.stream.segmenter import FixedWords
 END = 2  # <|im_end|> in the tiny tokenizer (pad, turn start, end of turn)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
