@@ -63,7 +63,7 @@ def test_recipe_key_depends_on_every_rl_field_and_only_on_rl():
     from simulpo.pipeline import TextRecipe
 
     base = recipe_key(load_config(TextRecipe, None, []))
-    assert recipe_key(load_config(TextRecipe, None, ["rl.reward.lam=2.0"])) == base  # the default
+    assert recipe_key(load_config(TextRecipe, None, ["rl.reward.lam=0.5"])) == base  # the default
     assert recipe_key(load_config(TextRecipe, None, ["sft.epochs=9"])) == base
     for change in (
         "rl.reward.lam=1.0",

@@ -5,6 +5,7 @@ import torch
 from transformers import WhisperConfig, WhisperModel
 
 import simulpo.eval.speech
+import simulpo.train.rl
 import simulpo.train.speech_sft
 from simulpo.config import load_config
 from simulpo.models.speech_encoder import SpeechEncoder
@@ -15,6 +16,8 @@ TINY = [
     "model.lm=''", "model.vocab_size=300", "model.hidden_size=16", "model.num_layers=1",
     "model.num_heads=2", "stage1.epochs=1", "stage2.epochs=1", "stage2.batch_tokens=2048",
     "stage2.max_length=2048", "eval.max_piece_tokens=4", "eval.max_new_tokens=8",
+    "rl.steps=1", "rl.sources_per_step=2", "rl.group_size=2", "rl.eval_segments=1",
+    "rl.max_piece_tokens=4", "rl.max_final_tokens=8",
 ]  # fmt: skip
 
 
@@ -41,8 +44,10 @@ def test_demo_config_spells_out_the_defaults():
 
 def test_recipe_runs_end_to_end_and_resumes_without_redoing_steps(recipe, tmp_path, monkeypatch):
     out = tmp_path / "run"
-    cascade, row = run_speech_recipe(recipe, out, progress=False)
+    cascade, row, hpo = run_speech_recipe(recipe, out, progress=False)
     assert row["name"] == "sft" and row["segments"] == 2 and row["chunk_ms"] == 1120
+    assert hpo["name"] == "hpo" and hpo["segments"] == 2
+    assert json.loads((out / "hpo" / "result.json").read_text())["steps"] == 1
     assert cascade["name"] == "cascade" and cascade["segments"] == 2 and "WER" in cascade
     assert {"BLEU", "chrF", "AL", "LAAL"} <= set(row)
     lines = (out / "eval" / "sft" / "instances.log").read_text().splitlines()
@@ -50,6 +55,7 @@ def test_recipe_runs_end_to_end_and_resumes_without_redoing_steps(recipe, tmp_pa
     assert len(json.loads((out / "sft_data" / "train.jsonl").read_text().splitlines()[0])) == 2
     assert (out / "stage1" / "projector.json").exists()
     assert (out / "stage2" / "final" / "projector.json").exists()
+    assert (out / "hpo" / "final" / "projector.json").exists()
 
     # Again: nothing is synthesized, encoded, trained or evaluated a second time.
     monkeypatch.setattr("simulpo.speech_recipe.build_speech", refuse)
@@ -57,9 +63,10 @@ def test_recipe_runs_end_to_end_and_resumes_without_redoing_steps(recipe, tmp_pa
     monkeypatch.setattr(simulpo.train.speech_sft, "align_projector", refuse)
     monkeypatch.setattr(simulpo.train.speech_sft, "train_speech_sft", refuse)
     monkeypatch.setattr(simulpo.eval.speech, "evaluate_utterances", refuse)
+    monkeypatch.setattr(simulpo.train.rl, "train_rl", refuse)
     again = run_speech_recipe(recipe, out, progress=False)
     assert json.dumps(again) == json.dumps(
-        [cascade, row]
+        [cascade, row, hpo]
     )  # (NaN latencies when nothing was written)
 
 
@@ -69,7 +76,7 @@ def test_speech_demo_quick_through_the_cli(tmp_path, capsys):
     out = tmp_path / "speech"
     assert main(["demo", "--speech", "--quick", "--output", str(out), "--no-progress"]) == 0
     rows = json.loads((out / "report.json").read_text())
-    assert [r["name"] for r in rows] == ["cascade", "sft"]
+    assert [r["name"] for r in rows] == ["cascade", "sft", "hpo"]
     for r in rows:  # latencies in ms: nothing is written before the first 1120 ms chunk ends
         assert r["segments"] == 3 and (
             r["StartOffset"] != r["StartOffset"] or r["StartOffset"] >= 1120

@@ -12,8 +12,9 @@ Writes each system's instance log and scores, ``report.json`` and ``quality_late
 
 ``simulpo demo --speech`` runs the speech recipe (``simulpo.speech_recipe``,
 ``configs/demo-speech.yaml``) instead: espeak-ng speech of the synthetic pair, frozen
-Whisper features, the two speech SFT stages from the text demo's SFT policy, and rows
-``cascade`` and ``sft`` on the synthetic test utterances (latency in ms).
+Whisper features, the two speech SFT stages from the text demo's SFT policy, HPO RL from
+the speech SFT policy, and rows ``cascade``, ``sft`` and ``hpo`` on the synthetic test
+utterances (latency in ms).
 """
 
 from __future__ import annotations
@@ -88,6 +89,8 @@ QUICK_SPEECH_OVERRIDES = [
     "data.train=8", "data.dev=2", "data.test=3", "data.workers=1", "model.lm=''",
     "model.vocab_size=300", "model.hidden_size=16", "model.num_layers=1", "model.num_heads=2",
     "stage1.epochs=1", "stage2.epochs=1", "eval.max_piece_tokens=4", "eval.max_new_tokens=8",
+    "rl.steps=1", "rl.sources_per_step=2", "rl.group_size=2", "rl.eval_segments=1",
+    "rl.max_piece_tokens=4", "rl.max_final_tokens=8",
 ]  # fmt: skip
 
 

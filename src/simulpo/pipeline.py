@@ -75,8 +75,11 @@ def _demo_rl() -> RLConfig:
     # Sized to keep the whole demo within 10 minutes on 2 cores (~5 s a step). The
     # quality reward is sentence BLEU: chrF's recall-heavy beta=2 let the policy gain by
     # writing extra words early (which also lowers AL); BLEU's precision charges for them.
+    # lam = 0.5, not the paper's 2: with AL as the latency term, lam = 2 buys latency with
+    # extra words and can cost BLEU (docs/experiments.md, the lambda sweep).
     config = RLConfig(steps=12, sources_per_step=12, group_size=8)
     config.reward.quality = "bleu"
+    config.reward.lam = 0.5
     config.grpo.lr = 2e-5
     return config
 
