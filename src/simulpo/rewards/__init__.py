@@ -63,7 +63,12 @@ class RewardConfig:
     """Which reward and its hyper-parameters; each field's ``metadata["help"]`` is its help."""
 
     kind: str = _f("seqpo", "seqpo (fused, truncated latency) or hpo (hierarchical, gated)")
-    quality: str = _f("chrf", "sentence quality: chrf, chrf++, bleu or comet:/path/to/model.ckpt")
+    quality: str = _f(
+        "chrf",
+        "sentence quality: chrf, chrf++, chrf1, bleu, comet:/path/model.ckpt, "
+        "metricx24:DIR (also metricx24-qe, metricx23, metricx23-qe, metricx: version from DIR; "
+        "lower is better) or qe:DIR (a local reference-free regression model)",
+    )
     target_lang: str | None = _f(None, "target language, for BLEU's tokenizer (zh, ja, ...)")
     latency: str = _f("AL", "seqpo latency metric: AL, LAAL, DAL, AP, ATD or StartOffset")
     computation_aware: bool = _f(False, "seqpo: latency from elapsed (compute time) not delays")

@@ -4,7 +4,7 @@ A reward scores every episode of a group on its own, so it needs *sentence* scor
 the corpus scores of :mod:`simulpo.metrics.quality`. A metric is any object with
 
 - ``name``: how logs call it (``"chrF"``, ``"BLEU"``, ``"COMET"``);
-- ``higher_is_better``: True for all built-ins (a MetricX-like error score would be False);
+- ``higher_is_better``: True for all but MetricX, an error score (False);
 - ``worst``: the score of the worst translation, given to sentences that have none
   (an unaligned reference sentence in HPO) and to non-finite scores when a whole group has
   no finite one;
@@ -15,7 +15,11 @@ the corpus scores of :mod:`simulpo.metrics.quality`. A metric is any object with
 :func:`build_quality` turns a spec string into one: ``"chrf"``, ``"chrf++"``, ``"bleu"``
 (sacrebleu, BLEU with effective order as sentence BLEU should be), or
 ``"comet:/path/to/checkpoint.ckpt"`` for a COMET model the user has on disk, through the
-optional extra ``pip install 'simulpo[comet]'`` (``unbabel-comet``).
+optional extra ``pip install 'simulpo[comet]'`` (``unbabel-comet``). Models that run on
+plain transformers (:mod:`simulpo.rewards.model_quality`): ``"metricx24:DIR"``,
+``"metricx24-qe:DIR"``, ``"metricx23:DIR"``, ``"metricx23-qe:DIR"``, ``"metricx:DIR"`` /
+``"metricx-qe:DIR"`` (version from the directory) for a local MetricX (lower is better,
+0–25), and ``"qe:DIR"`` for a local reference-free QE model with one regression output.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from sacrebleu.metrics import BLEU, CHRF
 
 from simulpo.errors import ConfigError
 from simulpo.metrics.quality import bleu_tokenizer
+from simulpo.rewards.model_quality import MODEL_QUALITY_SPECS, build_model_quality
 
 __all__ = [
     "QUALITY_SPECS",
@@ -42,8 +47,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: the spec strings :func:`build_quality` understands (``comet:`` takes a path after it).
-QUALITY_SPECS = ("chrf", "chrf++", "chrf1", "bleu", "comet:PATH")
+#: the spec strings :func:`build_quality` understands (``…:PATH`` take a path after the colon).
+QUALITY_SPECS = ("chrf", "chrf++", "chrf1", "bleu", "comet:PATH", *MODEL_QUALITY_SPECS)
 
 
 @runtime_checkable
@@ -169,7 +174,9 @@ class Comet:
 
 def build_quality(spec: str, *, target_lang: str | None = None) -> QualityMetric:
     """A sentence-level metric from its spec: ``chrf``, ``chrf++``, ``chrf1`` (character F1),
-    ``bleu`` or ``comet:PATH``.
+    ``bleu``, ``comet:PATH``, a MetricX ``metricx24:DIR`` (also ``metricx24-qe``,
+    ``metricx23``, ``metricx23-qe``, ``metricx``, ``metricx-qe``; see
+    :mod:`simulpo.rewards.model_quality`) or a reference-free ``qe:DIR``.
 
     ``target_lang`` picks BLEU's tokenizer (``zh``, ``ja-mecab``/``char``, else ``13a``).
     """
@@ -188,4 +195,7 @@ def build_quality(spec: str, *, target_lang: str | None = None) -> QualityMetric
         if not path:
             raise ConfigError("comet: needs a checkpoint path, e.g. comet:/models/wmt22/model.ckpt")
         return Comet(path)
+    model = build_model_quality(key)
+    if model is not None:
+        return model
     raise ConfigError(f"unknown quality metric {spec!r}; use one of {', '.join(QUALITY_SPECS)}")
