@@ -10,7 +10,8 @@ whose ``rewards`` are already within-group z-score combinations (group mean 0), 
 - ``kind="hpo"``: HPO's hierarchical reward ``z(Q) - w * z(G)`` over aligned sentences
   with a quality gate on latency (:mod:`simulpo.rewards.hpo`).
 
-Quality metrics are pluggable (:func:`build_quality`: chrF, chrF++, BLEU, a local COMET).
+Quality metrics are pluggable (:func:`build_quality`: chrF, chrF++, chrF1, BLEU, a local
+COMET, MetricX or reference-free QE model).
 """
 
 from __future__ import annotations
