@@ -53,7 +53,8 @@ class SpeechDataConfig:
 
 @dataclass
 class EncoderConfig:
-    path: str = ""  # a local Whisper checkpoint (HF or CTranslate2); "" = packaged tiny.en
+    path: str = ""  # "" = packaged Whisper tiny.en; a local Whisper (HF or CTranslate2) or
+    # wav2vec2-family (HF) checkpoint; "logmel" = log-mel frames, no weights (far weaker)
     chunk_ms: int = 1120  # encoder chunk = the policy's chunk at test time
     context_ms: int = 2000  # left audio context each chunk is encoded with
 
@@ -67,6 +68,7 @@ class SpeechModelConfig:
     num_heads: int = 4  # from scratch only
     stack: int = 4  # encoder frames per speech embedding (1120 ms → 14 embeddings)
     input_norm: bool = True  # LayerNorm on encoder frames (Whisper has outlier dimensions)
+    conv_layers: int | None = None  # projector's causal conv layers; None: 2 for logmel, else 0
     seed: int = 0
 
 
@@ -204,7 +206,11 @@ def stage1_step(recipe, root, lm, tokenizer, encoder, utterances, features, prog
     if (out / "projector.json").exists():
         return SpeechProjector.load(out)
     m = recipe.model
-    projector = new_projector(encoder.dim, lm, m.stack, seed=m.seed, input_norm=m.input_norm)
+    conv = m.conv_layers if m.conv_layers is not None else 2 * (encoder.name == "logmel")
+    projector = new_projector(
+        encoder.dim, lm, m.stack, seed=m.seed, input_norm=m.input_norm,
+        conv_layers=conv, conv_window=recipe.encoder.chunk_ms // 20,
+    )  # fmt: skip
     result = align_projector(
         projector, lm, tokenizer, utterances["train"], features, utterances["dev"],
         recipe.stage1, progress,

@@ -10,6 +10,18 @@ by putting the projected chunks in place of the placeholders, row by row, in ord
 the one place where speech meets the LM: SFT (:class:`SpeechLM`) and the policy's
 prefill (:mod:`simulpo.policies.llm`) both call it.
 
+**Causal conv front end** (``conv_layers`` > 0; for frames without pretrained acoustics,
+such as the ``"logmel"`` encoder's): before stacking, ``conv_layers`` 1-D convolutions of
+``conv_kernel`` frames (GELU after each) run over each chunk's frames with zero padding on
+the LEFT only, so a frame's output depends on it and the frames before it within its
+chunk, never on later frames. The padding restarts at the chunk's start — and, with
+``conv_window`` > 0, every ``conv_window`` frames from there — because the projector sees
+one chunk at a time: at inference one turn, in stage 2 a turn of several encoder chunks,
+in stage 1 a whole utterance. With ``conv_window`` = the encoder's frames per chunk
+(56 for 1120 ms) all of them compute exactly the same numbers for a chunk (as long as turns
+start at chunk boundaries); with 0, a frame early in a chunk sees the previous chunk's last
+frames in training but zeros at inference.
+
 The projector is saved next to the LM in its model directory (``projector.json`` +
 ``projector.safetensors``); :func:`load_speech_model` reads both back.
 """
@@ -22,6 +34,7 @@ import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import torch
@@ -45,17 +58,32 @@ class ProjectorConfig:
     stack: int = 4
     hidden_dim: int = 0  # the MLP's inner width; 0 = output_dim
     input_norm: bool = False  # LayerNorm on each encoder frame before stacking
+    conv_layers: int = 0  # causal Conv1d layers over each chunk's frames, before stacking
+    conv_kernel: int = 3  # their kernel, in frames
+    conv_dim: int = 0  # their channels; 0 = input_dim
+    conv_window: int = 0  # restart the convolutions' padding every N frames; 0 = per chunk
 
     def __post_init__(self) -> None:
-        if min(self.input_dim, self.output_dim, self.stack) < 1 or self.hidden_dim < 0:
+        if (
+            min(self.input_dim, self.output_dim, self.stack, self.conv_kernel) < 1
+            or min(self.hidden_dim, self.conv_layers, self.conv_dim, self.conv_window) < 0
+        ):
             raise ConfigError(
                 f"projector sizes must be positive, got input_dim={self.input_dim}, "
-                f"output_dim={self.output_dim}, stack={self.stack}, hidden_dim={self.hidden_dim}"
+                f"output_dim={self.output_dim}, stack={self.stack}, hidden_dim={self.hidden_dim}, "
+                f"conv_layers={self.conv_layers}, conv_kernel={self.conv_kernel}, "
+                f"conv_dim={self.conv_dim}, conv_window={self.conv_window}"
             )
+
+    @property
+    def frame_dim(self) -> int:
+        """The size of a frame as stacked: the conv front end's channels, if any."""
+        return (self.conv_dim or self.input_dim) if self.conv_layers else self.input_dim
 
 
 class SpeechProjector(nn.Module):
-    """Frame stacking + a 2-layer MLP, chunk by chunk (stacks never straddle two chunks)."""
+    """(Optional causal convolutions +) frame stacking + a 2-layer MLP, chunk by chunk
+    (stacks and convolutions never straddle two chunks)."""
 
     def __init__(self, config: ProjectorConfig, seed: int | None = 0) -> None:
         super().__init__()
@@ -66,9 +94,15 @@ class SpeechProjector(nn.Module):
                 torch.manual_seed(seed)
             self.norm = nn.LayerNorm(config.input_dim) if config.input_norm else None
             self.mlp = nn.Sequential(
-                nn.Linear(config.input_dim * config.stack, hidden),
+                nn.Linear(config.frame_dim * config.stack, hidden),
                 nn.GELU(),
                 nn.Linear(hidden, config.output_dim),
+            )
+            dims = [config.input_dim] + [config.frame_dim] * config.conv_layers
+            self.conv = (
+                nn.ModuleList(nn.Conv1d(a, b, config.conv_kernel) for a, b in pairwise(dims))
+                if config.conv_layers
+                else None
             )
 
     def num_embeddings(self, frames: int) -> int:
@@ -79,22 +113,44 @@ class SpeechProjector(nn.Module):
         """``[sum of num_embeddings(len(c)), output_dim]``: the chunks' embeddings, in order."""
         k, dim = self.config.stack, self.config.input_dim
         weight = self.mlp[0].weight
-        stacks = []
+        frames = []
         for c in chunks:
             if c.ndim != 2 or c.shape[1] != dim:
                 raise ConfigError(
                     f"the projector takes chunks of frames [n, {dim}], got shape {tuple(c.shape)}"
                 )
             c = c.to(device=weight.device, dtype=weight.dtype)
-            if self.norm is not None:
-                c = self.norm(c)
+            frames.append(self.norm(c) if self.norm is not None else c)
+        if self.conv is not None:
+            frames = self._convolve(frames)
+        stacks = []
+        for c in frames:
             pad = -len(c) % k
             if pad:
-                c = torch.cat([c, c.new_zeros(pad, dim)])
-            stacks.append(c.reshape(-1, k * dim))
+                c = torch.cat([c, c.new_zeros(pad, c.shape[1])])
+            stacks.append(c.reshape(-1, k * c.shape[1]))
         if not stacks:
             return weight.new_zeros(0, self.config.output_dim)
         return self.mlp(torch.cat(stacks))
+
+    def _convolve(self, chunks: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The causal conv front end over each chunk (each ``conv_window`` piece of it),
+        all pieces in one batch: right-padded to the longest, which no output reads."""
+        window = self.config.conv_window
+        pieces = [list(c.split(window)) if window else [c] for c in chunks]
+        flat = [p for ps in pieces for p in ps if len(p)]
+        if not flat:
+            return [c.new_zeros(len(c), self.config.frame_dim) for c in chunks]
+        x = nn.utils.rnn.pad_sequence(flat, batch_first=True).transpose(1, 2)  # [B, dim, T]
+        for conv in self.conv:
+            x = nn.functional.gelu(conv(nn.functional.pad(x, (conv.kernel_size[0] - 1, 0))))
+        out = iter(x.transpose(1, 2))
+        return [
+            torch.cat([next(out)[: len(p)] for p in ps if len(p)])
+            if len(c)
+            else c.new_zeros(0, self.config.frame_dim)
+            for c, ps in zip(chunks, pieces)
+        ]
 
     def save(self, directory: str | Path) -> None:
         """Write ``projector.json`` and ``projector.safetensors`` into ``directory``, each

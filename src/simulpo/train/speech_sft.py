@@ -60,10 +60,17 @@ def new_projector(
     hidden_dim: int = 0,
     seed: int = 0,
     input_norm: bool = False,
+    conv_layers: int = 0,
+    conv_window: int = 0,
 ) -> SpeechProjector:
-    """A fresh projector from ``encoder_dim`` frames into ``lm``'s hidden size."""
+    """A fresh projector from ``encoder_dim`` frames into ``lm``'s hidden size (with a
+    causal conv front end of ``conv_layers`` layers, its padding restarted every
+    ``conv_window`` frames: see :class:`~simulpo.models.projector.ProjectorConfig`)."""
     hidden = lm.get_input_embeddings().embedding_dim
-    config = ProjectorConfig(encoder_dim, hidden, stack, hidden_dim, input_norm)
+    config = ProjectorConfig(
+        encoder_dim, hidden, stack, hidden_dim, input_norm,
+        conv_layers=conv_layers, conv_window=conv_window,
+    )  # fmt: skip
     return SpeechProjector(config, seed=seed)
 
 
