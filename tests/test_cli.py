@@ -88,3 +88,89 @@ def test_eval_takes_any_local_causal_lm_through_model(tmp_path):
             delays = json.loads(line)["delays"]
             assert delays == sorted(delays)
             assert all(min(least, len(pair.src)) <= d <= len(pair.src) for d in delays)
+
+
+def write_speech_folder(root, utterances=6, seconds=2.0, gap=0.5):
+    """A speech data folder as `simulpo data speech` lays it out: one recording of
+    ``utterances`` noise-and-tone utterances of ``seconds`` each, ``gap`` s apart."""
+    import numpy as np
+
+    from simulpo.data.audio import write_audio
+
+    folder = root / "speech" / "synthetic"
+    rng = np.random.default_rng(0)
+    total = utterances * (seconds + gap)
+    t = np.arange(round(total * 16000)) / 16000
+    audio = 0.2 * np.sin(2 * np.pi * 300 * t) + 0.05 * rng.standard_normal(len(t))
+    write_audio(folder / "wav" / "test_000.wav", audio.astype(np.float32))
+    lines, yaml = [], []
+    for k in range(utterances):
+        offset = round(k * (seconds + gap), 3)
+        lines.append({
+            "id": f"test-{k}", "source": "the dog runs", "reference": "THE DOG RUNS",
+            "wav": "test_000.wav", "offset": offset, "duration": seconds, "voice": "en",
+            "rate": 175, "word_starts": [0, 400, 800],
+        })  # fmt: skip
+        yaml.append(f"- {{duration: {seconds}, offset: {offset}, wav: test_000.wav}}\n")
+    (folder / "test.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    (folder / "test.yaml").write_text("".join(yaml))
+    return folder
+
+
+def test_eval_speech_llm_sentence_level_and_long_form(tmp_path, capsys, one_thread):
+    """`simulpo eval --speech DATA --policy llm --model DIR`: a tiny saved speech model and
+    a tiny saved Whisper encoder, sentence by sentence and over the whole recording (with a
+    bounded cache), at 1 and 2 chunks a turn."""
+    import torch
+    from tiny_lm import tiny_speech_parts
+    from transformers import WhisperConfig, WhisperModel
+
+    from simulpo.models.lm import save_model
+    from simulpo.models.projector import SpeechLM
+
+    lm, tokenizer, _, projector, speech_id = tiny_speech_parts()
+    SpeechLM(lm, projector, speech_id).save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    config = WhisperConfig(
+        d_model=16, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=32,
+        decoder_layers=1, decoder_attention_heads=2, decoder_ffn_dim=32, vocab_size=100,
+        num_mel_bins=80, max_source_positions=1500, max_target_positions=32,
+        pad_token_id=1, bos_token_id=2, eos_token_id=2, decoder_start_token_id=3,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    WhisperModel(config).save_pretrained(tmp_path / "whisper")
+    write_speech_folder(tmp_path / "data")
+    out = tmp_path / "out"
+    args = ["eval", "--speech", str(tmp_path / "data"), "--policy", "llm",
+            "--model", str(tmp_path / "model"), "--speech-encoder", str(tmp_path / "whisper"),
+            "--chunk-ms", "240", "--context-ms", "480", "--chunks-per-turn", "1,2",
+            "--max-piece-tokens", "4", "--max-new-tokens", "8", "--output", str(out),
+            "--no-progress"]  # fmt: skip
+    assert main(args) == 0
+    # 15 s in 240 ms turns with 4-token pieces pass a 256-token window many times over.
+    assert main([*args, "--long-form", "--cache-window", "256"]) == 0
+    rows = json.loads((out / "report.json").read_text())
+    assert sorted((r["dataset"], r["name"], r["chunk_ms"]) for r in rows) == [
+        ("synthetic-test", "llm-1", 240), ("synthetic-test", "llm-2", 480),
+        ("synthetic-test-longform", "llm-1", 240), ("synthetic-test-longform", "llm-2", 480),
+    ]  # fmt: skip
+    assert all({"BLEU", "chrF"} <= set(r) for r in rows)
+    assert {"LAAL", "LAAL_CA"} <= set(rows[0]) and "StreamLAAL" in rows[-1]
+    log = (out / "synthetic-test" / "llm-2" / "instances.log").read_text().splitlines()
+    assert len(log) == 6 and all(json.loads(x)["source_length"] == 2000 for x in log)
+    hypotheses = out / "synthetic-test-longform" / "llm-1" / "hypotheses.jsonl"
+    (line,) = hypotheses.read_text().splitlines()
+    delays = json.loads(line)["delays"]
+    assert delays == sorted(delays) and delays[-1] == 15000 and len(delays) > 20
+    capsys.readouterr()
+
+    # Clear errors: a window too small, no model, a text model, a chunk off the frame grid.
+    assert main([*args, "--long-form", "--cache-window", "60"]) == 2
+    assert "cache_window=60 is too small" in capsys.readouterr().err
+    assert main(args[:5] + args[7:]) == 2
+    assert "--policy llm needs --model PATH" in capsys.readouterr().err
+    save_model(lm, tokenizer, tmp_path / "text")
+    assert main([*args, "--model", str(tmp_path / "text")]) == 2
+    assert "there is no speech projector" in capsys.readouterr().err
+    assert main([*args, "--chunk-ms", "250"]) == 2
+    assert "--chunk-ms must be a multiple of 20" in capsys.readouterr().err

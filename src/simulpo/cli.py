@@ -139,16 +139,21 @@ def _eval_speech(args: argparse.Namespace) -> None:
 
 
 def _speech_policy(args: argparse.Namespace):
-    """The speech policy: ``cascade`` (streaming Whisper, then a text policy)."""
+    """The speech policy: ``cascade`` (streaming Whisper, then a text policy) or ``llm``
+    (a speech LLM saved by the speech recipe, reading the audio chunks itself)."""
     from simulpo.policies import build_policy
     from simulpo.policies.asr import WhisperTranscriber
     from simulpo.policies.cascade import Cascade, plain_words
 
     policy = args.policy or "cascade"
+    if policy == "llm":
+        return _speech_llm_policy(args)
     if policy != "cascade":
         raise SimulpoError(
-            f"--speech evaluates --policy cascade; {policy!r} is not a speech policy"
+            f"--speech evaluates --policy cascade or llm; {policy!r} is not a speech policy"
         )
+    if args.cache_window is not None or args.speech_encoder:
+        raise SimulpoError("--cache-window and --speech-encoder are options of --policy llm")
     # The synthetic pair's grammar knows lower-case words only; Apertium reads cased, punctuated text.
     args.translator = args.translator or ("grammar" if args.corpus == "synthetic" else "apertium")
     text_policy = build_policy(args.text_policy, _translator(args), k=args.k, n=args.n)
@@ -157,6 +162,56 @@ def _speech_policy(args: argparse.Namespace):
     )
     normalize = plain_words if args.translator == "grammar" else None
     return Cascade(transcriber, text_policy, asr_n=args.asr_n, normalize=normalize)
+
+
+#: --long-form's default --cache-window for --policy llm (tokens): some 15 turns of 1120 ms
+LONG_FORM_WINDOW = 1024
+
+
+def _speech_llm_policy(args: argparse.Namespace):
+    """``--speech --policy llm --model DIR``: the speech LLM policy, greedy.
+
+    The encoder chunk is ``--chunk-ms`` (with ``--context-ms`` of left context): it must be
+    the chunking the model was trained with, and ``--chunks-per-turn`` reads several of
+    those chunks per turn (as HPO does). Each turn encodes only the audio it has read
+    (online), so the computation-aware latencies time the encoder too. Long-form streams
+    bound the KV cache (``--cache-window``, default :data:`LONG_FORM_WINDOW` tokens there).
+    """
+    from simulpo.models.speech_encoder import ChunkSpec
+    from simulpo.policies.speech_llm import speech_llm_policy
+
+    if not args.model:
+        raise SimulpoError(
+            "--speech --policy llm needs --model PATH: a speech model directory (the LM with "
+            "its projector.json, e.g. runs/demo-speech/stage2/final)"
+        )
+    if args.chunk_ms != int(args.chunk_ms) or int(args.chunk_ms) % 20:
+        raise SimulpoError(
+            f"--policy llm encodes audio in whole 20 ms frames: --chunk-ms must be a multiple "
+            f"of 20 (the chunk the model was trained with, 1120 in the speech recipe), got "
+            f"{args.chunk_ms:g}; read several chunks a turn with --chunks-per-turn"
+        )
+    window = args.cache_window
+    if window is None and args.long_form:
+        window = LONG_FORM_WINDOW
+    if window is not None and window < 0:
+        raise SimulpoError(f"--cache-window takes a number of tokens (0 = off), got {window}")
+    spec = ChunkSpec(int(args.chunk_ms), args.context_ms)
+    try:
+        return speech_llm_policy(
+            args.model,
+            args.speech_encoder or None,
+            spec,
+            max_piece_tokens=args.max_piece_tokens,
+            max_final_tokens=args.max_new_tokens,
+            cache_window=window or None,
+            precomputed=False,
+            name=args.name or "llm",
+        )
+    except SimulpoError as err:
+        if window and "cache_window" in str(err):
+            raise SimulpoError(f"{err} (--cache-window {window}; --cache-window 0 turns it off)")
+        raise
 
 
 def _positive_ints(text: str, option: str) -> list[int]:
@@ -422,7 +477,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--policy",
         help="text: wait-k (default) | wait-N | offline | fixed-chunk | local-agreement | llm; "
-        "speech: cascade (default)",
+        "speech: cascade (default) | llm (a speech model, --model DIR)",
     )
     p.add_argument(
         "--k", type=int, default=3, help="k of wait-k (source words read before writing)"
@@ -438,7 +493,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--model",
-        help="local HF model dir: the LLM policy (--policy llm) or translator (--translator llm)",
+        help="local HF model dir: the LLM policy (--policy llm; with --speech, a speech model "
+        "dir holding projector.json) or translator (--translator llm)",
     )
     p.add_argument(
         "--name", help="system name in the report (default: the policy's; llm for LLM policies)"
@@ -478,6 +534,33 @@ def build_parser() -> argparse.ArgumentParser:
         default="1",
         help="chunks read per turn, comma-separated: one report row (curve point) each, "
         "named SYSTEM-M",
+    )
+    g.add_argument(
+        "--speech-encoder",
+        default="",
+        metavar="PATH",
+        help="llm: the frozen speech encoder the model was trained with (a CTranslate2 or HF "
+        "Whisper dir, anything SpeechEncoder.load takes); default: the packaged tiny.en",
+    )
+    g.add_argument(
+        "--context-ms",
+        type=int,
+        default=2000,
+        help="llm: left audio context each encoder chunk is encoded with (ms), as in training",
+    )
+    g.add_argument(
+        "--max-piece-tokens",
+        type=int,
+        default=32,
+        help="llm: token budget of a piece before the source ends (--max-new-tokens: the last)",
+    )
+    g.add_argument(
+        "--cache-window",
+        type=int,
+        metavar="N",
+        help=f"llm: bound the KV cache to N tokens (InfiniSST-style: the oldest turns leave it, "
+        f"positions stay below N), for streams of any length; default off for sentences and "
+        f"{LONG_FORM_WINDOW} with --long-form; 0 = off",
     )
     g.add_argument(
         "--text-policy",
