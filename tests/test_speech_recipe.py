@@ -17,7 +17,7 @@ TINY = [
     "model.num_heads=2", "stage1.epochs=1", "stage2.epochs=1", "stage2.batch_tokens=2048",
     "stage2.max_length=2048", "eval.max_piece_tokens=4", "eval.max_new_tokens=8",
     "rl.steps=1", "rl.sources_per_step=2", "rl.group_size=2", "rl.eval_segments=1",
-    "rl.max_piece_tokens=4", "rl.max_final_tokens=8",
+    "rl.max_piece_tokens=4", "rl.max_final_tokens=8", "eval.chunks_per_turn=[1,2]",
 ]  # fmt: skip
 
 
@@ -44,11 +44,20 @@ def test_demo_config_spells_out_the_defaults():
 
 def test_recipe_runs_end_to_end_and_resumes_without_redoing_steps(recipe, tmp_path, monkeypatch):
     out = tmp_path / "run"
-    cascade, row, hpo = run_speech_recipe(recipe, out, progress=False)
-    assert row["name"] == "sft" and row["segments"] == 2 and row["chunk_ms"] == 1120
-    assert hpo["name"] == "hpo" and hpo["segments"] == 2
+    rows = run_speech_recipe(recipe, out, progress=False)
+    assert [(r["name"], r["dataset"]) for r in rows] == [
+        ("cascade", "synthetic"), ("cascade", "synthetic-longform"),
+        ("sft", "synthetic"), ("sft-2", "synthetic"), ("sft", "synthetic-longform"),
+        ("hpo", "synthetic"), ("hpo-2", "synthetic"), ("hpo", "synthetic-longform"),
+    ]  # fmt: skip
+    cascade, row, hpo = rows[0], rows[2], rows[5]
+    assert row["segments"] == 2 and row["chunk_ms"] == 1120 and rows[3]["chunk_ms"] == 2240
+    assert cascade["segments"] == 2 and "WER" in cascade
+    assert hpo["segments"] == 2
     assert json.loads((out / "hpo" / "result.json").read_text())["steps"] == 1
-    assert cascade["name"] == "cascade" and cascade["segments"] == 2 and "WER" in cascade
+    for longform in rows[1::3]:  # one recording holds the two test utterances
+        assert longform["recordings"] == 1 and longform["segments"] == 2
+        assert {"StreamLAAL", "StreamLAAL_CA", "LongYAAL", "BLEU", "chrF"} <= set(longform)
     assert {"BLEU", "chrF", "AL", "LAAL"} <= set(row)
     lines = (out / "eval" / "sft" / "instances.log").read_text().splitlines()
     assert len(lines) == 2
@@ -63,11 +72,10 @@ def test_recipe_runs_end_to_end_and_resumes_without_redoing_steps(recipe, tmp_pa
     monkeypatch.setattr(simulpo.train.speech_sft, "align_projector", refuse)
     monkeypatch.setattr(simulpo.train.speech_sft, "train_speech_sft", refuse)
     monkeypatch.setattr(simulpo.eval.speech, "evaluate_utterances", refuse)
+    monkeypatch.setattr(simulpo.eval.speech, "evaluate_longform", refuse)
     monkeypatch.setattr(simulpo.train.rl, "train_rl", refuse)
     again = run_speech_recipe(recipe, out, progress=False)
-    assert json.dumps(again) == json.dumps(
-        [cascade, row, hpo]
-    )  # (NaN latencies when nothing was written)
+    assert json.dumps(again) == json.dumps(rows)  # (NaN latencies when nothing was written)
 
 
 def test_speech_demo_quick_through_the_cli(tmp_path, capsys):
@@ -76,12 +84,18 @@ def test_speech_demo_quick_through_the_cli(tmp_path, capsys):
     out = tmp_path / "speech"
     assert main(["demo", "--speech", "--quick", "--output", str(out), "--no-progress"]) == 0
     rows = json.loads((out / "report.json").read_text())
-    assert [r["name"] for r in rows] == ["cascade", "sft", "hpo"]
+    names = ["cascade", "sft", "sft-2", "sft-4", "hpo", "hpo-2", "hpo-4"]
+    assert [r["name"] for r in rows if r["dataset"] == "synthetic"] == names
+    assert [r["name"] for r in rows if r["dataset"] == "synthetic-longform"] == [
+        "cascade", "sft", "hpo"
+    ]
+    rows = [r for r in rows if r["dataset"] == "synthetic"]
     for r in rows:  # latencies in ms: nothing is written before the first 1120 ms chunk ends
         assert r["segments"] == 3 and (
             r["StartOffset"] != r["StartOffset"] or r["StartOffset"] >= 1120
         )
     assert (out / "quality_latency.png").stat().st_size > 0
+    assert (out / "quality_latency_longform.png").stat().st_size > 0
     assert "cascade" in capsys.readouterr().out
 
 

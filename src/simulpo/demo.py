@@ -14,7 +14,8 @@ Writes each system's instance log and scores, ``report.json`` and ``quality_late
 ``configs/demo-speech.yaml``) instead: espeak-ng speech of the synthetic pair, frozen
 Whisper features, the two speech SFT stages from the text demo's SFT policy, HPO RL from
 the speech SFT policy, and rows ``cascade``, ``sft`` and ``hpo`` on the synthetic test
-utterances (latency in ms).
+utterances (latency in ms; the LLM policies also at 2 and 4 chunks a turn) and over a
+long-form test recording (StreamLAAL, LongYAAL; ``quality_latency_longform.png``).
 """
 
 from __future__ import annotations
@@ -61,19 +62,30 @@ def apertium_rows(run: TextRun, quick: bool, progress: bool) -> list[Row]:
     segments = load_test_set(run.data / "bible" / "test.jsonl")
     if quick:
         segments = segments[:QUICK_SEGMENTS]
-    policies = [*(WaitK(translator, k) for k in WAIT_KS), LocalAgreement(translator), Offline(translator)]
+    policies = [
+        *(WaitK(translator, k) for k in WAIT_KS),
+        LocalAgreement(translator),
+        Offline(translator),
+    ]
     return [
-        evaluate(p, segments, run.root / "bible" / p.name, "bible", target_lang="es", progress=progress)
+        evaluate(
+            p, segments, run.root / "bible" / p.name, "bible", target_lang="es", progress=progress
+        )
         for p in policies
     ]
 
 
 def run_demo(
-    out: str | Path = "runs/demo", quick: bool = False, progress: bool = True,
-    config: str | Path | None = None, overrides: list[str] | None = None,
+    out: str | Path = "runs/demo",
+    quick: bool = False,
+    progress: bool = True,
+    config: str | Path | None = None,
+    overrides: list[str] | None = None,
 ) -> list[Row]:
     """Run the demo into ``out``; returns the report rows."""
-    recipe = load_config(TextRecipe, config, (QUICK_OVERRIDES if quick else []) + list(overrides or []))
+    recipe = load_config(
+        TextRecipe, config, (QUICK_OVERRIDES if quick else []) + list(overrides or [])
+    )
     run = TextRun(Path(out))
     rows = run_text_recipe(recipe, run.root, progress)
     if recipe.data.bible:
@@ -95,8 +107,11 @@ QUICK_SPEECH_OVERRIDES = [
 
 
 def run_speech_demo(
-    out: str | Path = "runs/demo-speech", quick: bool = False, progress: bool = True,
-    config: str | Path | None = None, overrides: list[str] | None = None,
+    out: str | Path = "runs/demo-speech",
+    quick: bool = False,
+    progress: bool = True,
+    config: str | Path | None = None,
+    overrides: list[str] | None = None,
 ) -> list[Row]:
     """Run the speech demo into ``out``; returns the report rows."""
     from simulpo.errors import SimulpoError
@@ -113,6 +128,13 @@ def run_speech_demo(
     rows = run_speech_recipe(recipe, out, progress)
     root = Path(out)
     update_report(root / "report.json", rows)
-    plot = plot_quality_latency(rows, root / "quality_latency.png", title="simulpo demo --speech")
-    log.info("Wrote %s and %s.", root / "report.json", plot)
+    plots = [
+        plot_quality_latency(rows, root / "quality_latency.png", title="simulpo demo --speech")
+    ]
+    if any("StreamLAAL" in r for r in rows):  # the long-form rows, on their own latency scale
+        plots.append(plot_quality_latency(
+            rows, root / "quality_latency_longform.png", x="StreamLAAL",
+            title="simulpo demo --speech, long form",
+        ))  # fmt: skip
+    log.info("Wrote %s and %s.", root / "report.json", " and ".join(map(str, plots)))
     return rows

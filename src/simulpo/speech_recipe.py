@@ -85,6 +85,10 @@ class SpeechSynthesisConfig:
 class SpeechEvalConfig:
     test_utterances: int = 100  # evaluate the first N test utterances (0 = all)
     chunk_ms: int = 1120  # FixedMilliseconds chunk of the streaming loop
+    # the LLM policies' curves: also at N chunks a turn (HPO's multiplier), rows sft-N, hpo-N
+    chunks_per_turn: list[int] = field(default_factory=lambda: [1, 2, 4])
+    longform_recordings: int = 1  # long form: the first N test recordings, one episode each
+    cache_window: int = 1024  # long form: the LLM policies' bounded KV cache, in tokens
     max_piece_tokens: int = 32  # token budget of one piece before the source ends
     max_new_tokens: int = 160  # token budget of the whole translation
     cascade: bool = True  # also the cascaded baseline: streaming Whisper → grammar translator
@@ -142,10 +146,10 @@ def run_speech_recipe(
     log.info("[6/7] HPO RL from the sft policy → %s", root / "hpo")
     hpo = rl_step(recipe, root, sft, encoder, utterances, progress)
     log.info("[7/7] evaluation → %s", root / "eval")
-    test = utterances["test"]
-    rows = [eval_step(recipe, root, m, encoder, test, progress, n) for n, m in (("sft", sft), ("hpo", hpo))]
-    if recipe.eval.cascade:
-        rows.insert(0, cascade_step(recipe, root, test, progress))
+    test = utterances["test"][: recipe.eval.test_utterances or None]
+    rows = cascade_rows(recipe, root, folder, test, progress) if recipe.eval.cascade else []
+    for name, model in (("sft", sft), ("hpo", hpo)):
+        rows += llm_rows(recipe, root, name, model, encoder, folder, test, progress)
     return rows
 
 
@@ -256,33 +260,6 @@ def stage2_step(recipe, root, lm, tokenizer, projector, records, features, progr
     return final
 
 
-def cascade_step(recipe: SpeechRecipe, root: Path, test, progress: bool) -> Row:
-    """What speech users run today, on the same test utterances: streaming Whisper tiny.en
-    (local agreement over re-transcriptions) feeding local agreement over the pair's exact
-    rule-based translator — so every error of this row is the recognizer's or the schedule's."""
-    from simulpo.eval.speech import evaluate_utterances
-    from simulpo.policies import LocalAgreement
-    from simulpo.policies.asr import WhisperTranscriber
-    from simulpo.policies.cascade import Cascade, plain_words
-    from simulpo.translators import build_translator
-
-    out = root / "eval" / "cascade"
-    if (out / "row.json").exists():
-        return json.loads((out / "row.json").read_text(encoding="utf-8"))
-    v = recipe.eval
-    policy = Cascade(
-        WhisperTranscriber(None, threads=1),
-        LocalAgreement(build_translator("grammar")),
-        normalize=plain_words,
-    )
-    test = test[: v.test_utterances] if v.test_utterances else test
-    row = evaluate_utterances(
-        policy, test, out, "synthetic", v.chunk_ms, name="cascade", progress=progress
-    )
-    atomic_write_json(out / "row.json", row)
-    return row
-
-
 def rl_step(recipe: SpeechRecipe, root: Path, sft: Path, encoder, utterances, progress) -> Path:
     """HPO post-training: GRPO over spoken training sentences from the ``sft`` policy, the
     hierarchical reward (``rl.reward``); a killed run resumes from its checkpoints."""
@@ -294,45 +271,92 @@ def rl_step(recipe: SpeechRecipe, root: Path, sft: Path, encoder, utterances, pr
     out = root / "hpo"
     final = out / "final"
     if not (final / "projector.json").exists():
-        e, config = recipe.encoder, recipe.rl
+        e = recipe.encoder
         lm, tokenizer, projector = load_speech_model(sft)
-        front = SpeechFrontEnd(
-            encoder, projector, ChunkSpec(e.chunk_ms, e.context_ms), precomputed=True
-        )
+        spec = ChunkSpec(e.chunk_ms, e.context_ms)
+        front = SpeechFrontEnd(encoder, projector, spec, precomputed=True)
         train, dev = utterances["train"], utterances["dev"]
-        train_rl(lm, tokenizer, train, dev, config, out, progress=progress, speech=front)
+        train_rl(lm, tokenizer, train, dev, recipe.rl, out, progress=progress, speech=front)
     return final
 
 
-def eval_step(
-    recipe: SpeechRecipe, root: Path, model: Path, encoder, test, progress, name: str
-) -> Row:
-    """The speech LLM policy saved in ``model`` on the test utterances, sentence by
-    sentence, as row ``name``."""
-    import torch
-
-    from simulpo.eval.speech import evaluate_utterances
-    from simulpo.models.projector import load_speech_model
+def _llm_policy(recipe: SpeechRecipe, model: Path, encoder, name: str):
     from simulpo.models.speech_encoder import ChunkSpec
-    from simulpo.policies.llm import LLMPolicy
-    from simulpo.policies.speech_front import SpeechFrontEnd
+    from simulpo.policies.speech_llm import speech_llm_policy
 
-    out = root / "eval" / name
-    if (out / "row.json").exists():
-        return json.loads((out / "row.json").read_text(encoding="utf-8"))
     e, v = recipe.encoder, recipe.eval
-    lm, tokenizer, projector = load_speech_model(model)
-    front = SpeechFrontEnd(
-        encoder, projector, ChunkSpec(e.chunk_ms, e.context_ms), precomputed=True
-    )
-    policy = LLMPolicy(
-        lm, tokenizer, max_piece_tokens=v.max_piece_tokens, max_final_tokens=v.max_new_tokens,
-        speech=front, name=name,
+    return speech_llm_policy(
+        model, encoder, ChunkSpec(e.chunk_ms, e.context_ms),
+        max_piece_tokens=v.max_piece_tokens, max_final_tokens=v.max_new_tokens,
+        cache_window=v.cache_window, precomputed=False, name=name,
     )  # fmt: skip
-    test = test[: v.test_utterances] if v.test_utterances else test
-    with torch.inference_mode():
-        row = evaluate_utterances(
-            policy, test, out, "synthetic", v.chunk_ms, name=name, progress=progress
-        )
+
+
+def _saved(out: Path) -> Row | None:
+    """The row an earlier run saved in ``out``, if any."""
+    path = out / "row.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def _save(out: Path, row: Row) -> Row:
     atomic_write_json(out / "row.json", row)
     return row
+
+
+def _rows(recipe: SpeechRecipe, root: Path, name: str, policy, folder, test, curve, progress):
+    """Rows of one speech policy (built on first use by ``policy()``): sentence level at
+    each of ``curve``'s chunks per turn (``name``, ``name-2``, …; under ``eval/``), and
+    long form over the first test recordings (``eval/longform/``)."""
+    from simulpo.eval.speech import evaluate_longform, evaluate_utterances
+
+    v = recipe.eval
+    rows = []
+    for m in curve:
+        label = name if m == 1 else f"{name}-{m}"
+        out = root / "eval" / label
+        rows.append(_saved(out) or _save(out, evaluate_utterances(
+            policy(), test, out, "synthetic", v.chunk_ms * m, name=label, progress=progress
+        )))  # fmt: skip
+    if v.longform_recordings:
+        out = root / "eval" / "longform" / name
+        rows.append(_saved(out) or _save(out, evaluate_longform(
+            policy(), folder, "test", out, "synthetic-longform", v.chunk_ms,
+            recordings=v.longform_recordings, name=name, progress=progress,
+        )))  # fmt: skip
+    return rows
+
+
+def cascade_rows(recipe: SpeechRecipe, root: Path, folder: Path, test, progress) -> list[Row]:
+    """What speech users run today, on the same test audio: streaming Whisper tiny.en
+    (local agreement over re-transcriptions) feeding local agreement over the pair's exact
+    rule-based translator — so every error of this row is the recognizer's or the schedule's.
+    One chunk a turn only: its evaluation is the slowest of the recipe."""
+    from functools import cache
+
+    from simulpo.policies import LocalAgreement
+    from simulpo.policies.asr import WhisperTranscriber
+    from simulpo.policies.cascade import Cascade, plain_words
+    from simulpo.translators import build_translator
+
+    @cache
+    def policy():
+        transcriber = WhisperTranscriber(None, threads=1)
+        translator = LocalAgreement(build_translator("grammar"))
+        return Cascade(transcriber, translator, normalize=plain_words)
+
+    return _rows(recipe, root, "cascade", policy, folder, test, [1], progress)
+
+
+def llm_rows(recipe, root: Path, name: str, model: Path, encoder, folder, test, progress):
+    """The speech LLM policy saved in ``model`` as rows ``name`` (and ``name-N``): each turn
+    encodes the audio read so far (so the ``*_CA`` latencies include the encoder); the
+    bounded KV cache only matters over long-form recordings."""
+    from functools import cache
+
+    import torch
+
+    policy = cache(lambda: _llm_policy(recipe, model, encoder, name=name))
+    with torch.inference_mode():
+        return _rows(
+            recipe, root, name, policy, folder, test, recipe.eval.chunks_per_turn, progress
+        )
