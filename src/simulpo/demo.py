@@ -21,6 +21,7 @@ long-form test recording (StreamLAAL, LongYAAL; ``quality_latency_longform.png``
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 from simulpo.config import load_config
@@ -131,7 +132,7 @@ def run_speech_demo(
     plots = [
         plot_quality_latency(rows, root / "quality_latency.png", title="simulpo demo --speech")
     ]
-    if any("StreamLAAL" in r for r in rows):  # the long-form rows, on their own latency scale
+    if any(math.isfinite(r.get("StreamLAAL", math.nan)) for r in rows):  # long form, own scale
         plots.append(plot_quality_latency(
             rows, root / "quality_latency_longform.png", x="StreamLAAL",
             title="simulpo demo --speech, long form",

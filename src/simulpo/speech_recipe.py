@@ -92,6 +92,9 @@ class SpeechEvalConfig:
     max_piece_tokens: int = 32  # token budget of one piece before the source ends
     max_new_tokens: int = 160  # token budget of the whole translation
     cascade: bool = True  # also the cascaded baseline: streaming Whisper → grammar translator
+    # its long-form row too: ~3.5 minutes for one 5-minute recording on 2 cores (Whisper
+    # re-transcribes the growing buffer every chunk), more than the demo's budget has left
+    cascade_longform: bool = False
 
 
 def _stage2() -> SFTConfig:
@@ -303,10 +306,12 @@ def _save(out: Path, row: Row) -> Row:
     return row
 
 
-def _rows(recipe: SpeechRecipe, root: Path, name: str, policy, folder, test, curve, progress):
+def _rows(
+    recipe: SpeechRecipe, root: Path, name: str, policy, folder, test, curve, longform, progress
+):
     """Rows of one speech policy (built on first use by ``policy()``): sentence level at
-    each of ``curve``'s chunks per turn (``name``, ``name-2``, …; under ``eval/``), and
-    long form over the first test recordings (``eval/longform/``)."""
+    each of ``curve``'s chunks per turn (``name``, ``name-2``, …; under ``eval/``), and, if
+    ``longform``, over the first test recordings (``eval/longform/``)."""
     from simulpo.eval.speech import evaluate_longform, evaluate_utterances
 
     v = recipe.eval
@@ -317,7 +322,7 @@ def _rows(recipe: SpeechRecipe, root: Path, name: str, policy, folder, test, cur
         rows.append(_saved(out) or _save(out, evaluate_utterances(
             policy(), test, out, "synthetic", v.chunk_ms * m, name=label, progress=progress
         )))  # fmt: skip
-    if v.longform_recordings:
+    if longform and v.longform_recordings:
         out = root / "eval" / "longform" / name
         rows.append(_saved(out) or _save(out, evaluate_longform(
             policy(), folder, "test", out, "synthetic-longform", v.chunk_ms,
@@ -330,7 +335,8 @@ def cascade_rows(recipe: SpeechRecipe, root: Path, folder: Path, test, progress)
     """What speech users run today, on the same test audio: streaming Whisper tiny.en
     (local agreement over re-transcriptions) feeding local agreement over the pair's exact
     rule-based translator — so every error of this row is the recognizer's or the schedule's.
-    One chunk a turn only: its evaluation is the slowest of the recipe."""
+    One chunk a turn only, and long form only if ``eval.cascade_longform``: its
+    evaluation is the slowest of the recipe."""
     from functools import cache
 
     from simulpo.policies import LocalAgreement
@@ -344,7 +350,8 @@ def cascade_rows(recipe: SpeechRecipe, root: Path, folder: Path, test, progress)
         translator = LocalAgreement(build_translator("grammar"))
         return Cascade(transcriber, translator, normalize=plain_words)
 
-    return _rows(recipe, root, "cascade", policy, folder, test, [1], progress)
+    longform = recipe.eval.cascade_longform
+    return _rows(recipe, root, "cascade", policy, folder, test, [1], longform, progress)
 
 
 def llm_rows(recipe, root: Path, name: str, model: Path, encoder, folder, test, progress):
@@ -357,6 +364,5 @@ def llm_rows(recipe, root: Path, name: str, model: Path, encoder, folder, test, 
 
     policy = cache(lambda: _llm_policy(recipe, model, encoder, name=name))
     with torch.inference_mode():
-        return _rows(
-            recipe, root, name, policy, folder, test, recipe.eval.chunks_per_turn, progress
-        )
+        curve = recipe.eval.chunks_per_turn
+        return _rows(recipe, root, name, policy, folder, test, curve, True, progress)
