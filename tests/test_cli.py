@@ -121,9 +121,7 @@ def test_eval_speech_llm_sentence_level_and_long_form(tmp_path, capsys, one_thre
     """`simulpo eval --speech DATA --policy llm --model DIR`: a tiny saved speech model and
     a tiny saved Whisper encoder, sentence by sentence and over the whole recording (with a
     bounded cache), at 1 and 2 chunks a turn."""
-    import torch
-    from tiny_lm import tiny_speech_parts
-    from transformers import WhisperConfig, WhisperModel
+    from tiny_lm import save_tiny_whisper, tiny_speech_parts
 
     from simulpo.models.lm import save_model
     from simulpo.models.projector import SpeechLM
@@ -131,14 +129,7 @@ def test_eval_speech_llm_sentence_level_and_long_form(tmp_path, capsys, one_thre
     lm, tokenizer, _, projector, speech_id = tiny_speech_parts()
     SpeechLM(lm, projector, speech_id).save_pretrained(tmp_path / "model")
     tokenizer.save_pretrained(tmp_path / "model")
-    config = WhisperConfig(
-        d_model=16, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=32,
-        decoder_layers=1, decoder_attention_heads=2, decoder_ffn_dim=32, vocab_size=100,
-        num_mel_bins=80, max_source_positions=1500, max_target_positions=32,
-        pad_token_id=1, bos_token_id=2, eos_token_id=2, decoder_start_token_id=3,
-    )  # fmt: skip
-    torch.manual_seed(0)
-    WhisperModel(config).save_pretrained(tmp_path / "whisper")
+    save_tiny_whisper(tmp_path / "whisper")
     write_speech_folder(tmp_path / "data")
     out = tmp_path / "out"
     args = ["eval", "--speech", str(tmp_path / "data"), "--policy", "llm",

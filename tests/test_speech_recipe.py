@@ -1,8 +1,7 @@
 import json
 
 import pytest
-import torch
-from transformers import WhisperConfig, WhisperModel
+from tiny_lm import save_tiny_whisper
 
 import simulpo.eval.speech
 import simulpo.train.rl
@@ -24,14 +23,7 @@ TINY = [
 
 @pytest.fixture
 def recipe(tmp_path):
-    config = WhisperConfig(
-        d_model=16, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=32,
-        decoder_layers=1, decoder_attention_heads=2, decoder_ffn_dim=32, vocab_size=100,
-        num_mel_bins=80, max_source_positions=1500, max_target_positions=32,
-        pad_token_id=1, bos_token_id=2, eos_token_id=2, decoder_start_token_id=3,
-    )  # fmt: skip
-    torch.manual_seed(0)
-    WhisperModel(config).save_pretrained(tmp_path / "whisper")
+    save_tiny_whisper(tmp_path / "whisper")
     return load_config(SpeechRecipe, None, [*TINY, f"encoder.path={tmp_path / 'whisper'}"])
 
 

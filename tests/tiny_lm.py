@@ -101,13 +101,32 @@ def tiny_chat_lm(steps: int = 100) -> tuple[Qwen2ForCausalLM, PreTrainedTokenize
     return model, tokenizer
 
 
+def tiny_whisper_config(encoder_layers: int = 1):
+    """A random Whisper this small: 16-dim frames, 80 mels, Whisper's 1500 positions."""
+    from transformers import WhisperConfig
+
+    return WhisperConfig(
+        d_model=16, encoder_layers=encoder_layers, encoder_attention_heads=2,
+        encoder_ffn_dim=32, decoder_layers=1, decoder_attention_heads=2, decoder_ffn_dim=32,
+        vocab_size=100, num_mel_bins=80, max_source_positions=1500, max_target_positions=32,
+        pad_token_id=1, bos_token_id=2, eos_token_id=2, decoder_start_token_id=3,
+    )  # fmt: skip
+
+
+def save_tiny_whisper(path) -> None:
+    """A random tiny Whisper checkpoint (seeded) at ``path``, as a user's local model."""
+    from transformers import WhisperModel
+
+    torch.manual_seed(0)
+    WhisperModel(tiny_whisper_config()).save_pretrained(path)
+
+
 def tiny_speech_parts():
     """A speech policy's parts: a copy of the tiny chat LM with the ``<|speech|>`` token,
     a random 1-layer Whisper encoder (16-dim frames) and a projector whose embeddings are
     about as large as the token embeddings. Fresh on every call (tests train them)."""
     import copy
 
-    from transformers import WhisperConfig
     from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
     from simulpo.models.projector import ProjectorConfig, SpeechProjector, add_speech_token
@@ -117,12 +136,7 @@ def tiny_speech_parts():
     tokenizer = build_tokenizer()
     speech_id = add_speech_token(tokenizer, lm)
     torch.manual_seed(0)
-    config = WhisperConfig(
-        d_model=16, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=32,
-        decoder_layers=1, decoder_attention_heads=2, decoder_ffn_dim=32, vocab_size=100,
-        num_mel_bins=80, max_source_positions=1500, max_target_positions=32,
-    )  # fmt: skip
-    encoder = SpeechEncoder(WhisperEncoder(config), name="tiny")
+    encoder = SpeechEncoder(WhisperEncoder(tiny_whisper_config()), name="tiny")
     projector = SpeechProjector(ProjectorConfig(16, 32, stack=4), seed=1).eval()
     with torch.no_grad():
         projector.mlp[2].weight.mul_(0.3)

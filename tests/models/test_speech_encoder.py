@@ -4,7 +4,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperModel
+from tiny_lm import tiny_whisper_config
+from transformers import WhisperFeatureExtractor, WhisperModel
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from simulpo.errors import ConfigError, InputError
@@ -17,13 +18,8 @@ from simulpo.models.speech_encoder import (
 )
 
 
-def tiny_config() -> WhisperConfig:
-    return WhisperConfig(
-        d_model=16, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=32,
-        decoder_layers=1, decoder_attention_heads=2, decoder_ffn_dim=32, vocab_size=100,
-        num_mel_bins=80, max_source_positions=1500, max_target_positions=32,
-        pad_token_id=1, bos_token_id=2, eos_token_id=2, decoder_start_token_id=3,
-    )  # fmt: skip
+def tiny_config():
+    return tiny_whisper_config(encoder_layers=2)
 
 
 @pytest.fixture(scope="module")
