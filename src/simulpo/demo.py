@@ -63,30 +63,19 @@ def apertium_rows(run: TextRun, quick: bool, progress: bool) -> list[Row]:
     segments = load_test_set(run.data / "bible" / "test.jsonl")
     if quick:
         segments = segments[:QUICK_SEGMENTS]
-    policies = [
-        *(WaitK(translator, k) for k in WAIT_KS),
-        LocalAgreement(translator),
-        Offline(translator),
-    ]
+    policies = [*(WaitK(translator, k) for k in WAIT_KS), LocalAgreement(translator), Offline(translator)]
     return [
-        evaluate(
-            p, segments, run.root / "bible" / p.name, "bible", target_lang="es", progress=progress
-        )
+        evaluate(p, segments, run.root / "bible" / p.name, "bible", target_lang="es", progress=progress)
         for p in policies
     ]
 
 
 def run_demo(
-    out: str | Path = "runs/demo",
-    quick: bool = False,
-    progress: bool = True,
-    config: str | Path | None = None,
-    overrides: list[str] | None = None,
+    out: str | Path = "runs/demo", quick: bool = False, progress: bool = True,
+    config: str | Path | None = None, overrides: list[str] | None = None,
 ) -> list[Row]:
     """Run the demo into ``out``; returns the report rows."""
-    recipe = load_config(
-        TextRecipe, config, (QUICK_OVERRIDES if quick else []) + list(overrides or [])
-    )
+    recipe = load_config(TextRecipe, config, (QUICK_OVERRIDES if quick else []) + list(overrides or []))
     run = TextRun(Path(out))
     rows = run_text_recipe(recipe, run.root, progress)
     if recipe.data.bible:
@@ -108,11 +97,8 @@ QUICK_SPEECH_OVERRIDES = [
 
 
 def run_speech_demo(
-    out: str | Path = "runs/demo-speech",
-    quick: bool = False,
-    progress: bool = True,
-    config: str | Path | None = None,
-    overrides: list[str] | None = None,
+    out: str | Path = "runs/demo-speech", quick: bool = False, progress: bool = True,
+    config: str | Path | None = None, overrides: list[str] | None = None,
 ) -> list[Row]:
     """Run the speech demo into ``out``; returns the report rows."""
     from simulpo.errors import SimulpoError
@@ -129,9 +115,7 @@ def run_speech_demo(
     rows = run_speech_recipe(recipe, out, progress)
     root = Path(out)
     update_report(root / "report.json", rows)
-    plots = [
-        plot_quality_latency(rows, root / "quality_latency.png", title="simulpo demo --speech")
-    ]
+    plots = [plot_quality_latency(rows, root / "quality_latency.png", title="simulpo demo --speech")]
     if any(math.isfinite(r.get("StreamLAAL", math.nan)) for r in rows):  # long form, own scale
         plots.append(plot_quality_latency(
             rows, root / "quality_latency_longform.png", x="StreamLAAL",
