@@ -540,7 +540,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="",
         metavar="PATH",
         help="llm: the frozen speech encoder the model was trained with (a CTranslate2 or HF "
-        "Whisper dir, anything SpeechEncoder.load takes); default: the packaged tiny.en",
+        "Whisper dir, an HF wav2vec2-family dir, or logmel); default: the packaged tiny.en",
     )
     g.add_argument(
         "--context-ms",

@@ -21,8 +21,11 @@ Layout of the run directory::
     sft_data/              stage-2 dialogue records (train.jsonl, dev.jsonl)
     stage2/                speech SFT run; stage2/final is the sft speech policy's model
     hpo/                   the RL run (train_log.jsonl, checkpoints); hpo/final is the hpo policy
-    eval/sft/, eval/hpo/   instances.log, scores.json, row.json of each speech LLM policy
+    eval/sft/, eval/hpo/   instances.log, scores.json, row.json of each speech LLM policy;
+                           eval/sft-2/, eval/hpo-4/, ...: the same at 2, 4 chunks a turn
     eval/cascade/          the same for the cascaded baseline (streaming Whisper → grammar)
+    eval/longform/NAME/    long form over the first test recordings: hypotheses.jsonl,
+                           segments.yaml, references.txt, scores.json, row.json
 """
 
 from __future__ import annotations
@@ -174,12 +177,11 @@ def build_data_step(recipe: SpeechRecipe, root: Path, progress: bool) -> Path:
 
 def features_step(recipe: SpeechRecipe, root: Path, utterances, progress: bool):
     """The frozen encoder and every train/dev utterance's features (cached on disk)."""
-    from simulpo.models.speech_encoder import ChunkSpec, FeatureCache, SpeechEncoder
+    from simulpo.models.speech_encoder import FeatureCache, SpeechEncoder
     from simulpo.train.speech_sft import load_features
 
-    e = recipe.encoder
-    encoder = SpeechEncoder.load(e.path or None)
-    cache = FeatureCache(root / "features", encoder, ChunkSpec(e.chunk_ms, e.context_ms))
+    encoder = SpeechEncoder.load(recipe.encoder.path or None)
+    cache = FeatureCache(root / "features", encoder, _chunk_spec(recipe))
     return encoder, load_features(cache, utterances["train"] + utterances["dev"], progress)
 
 
@@ -213,7 +215,9 @@ def stage1_step(recipe, root, lm, tokenizer, encoder, utterances, features, prog
     if (out / "projector.json").exists():
         return SpeechProjector.load(out)
     m = recipe.model
-    conv = m.conv_layers if m.conv_layers is not None else 2 * (encoder.name == "logmel")
+    conv = m.conv_layers
+    if conv is None:  # only the no-weights log-mel frames need a front end to learn features
+        conv = 2 if encoder.name == "logmel" else 0
     projector = new_projector(
         encoder.dim, lm, m.stack, seed=m.seed, input_norm=m.input_norm,
         conv_layers=conv, conv_window=recipe.encoder.chunk_ms // 20,
@@ -267,29 +271,32 @@ def rl_step(recipe: SpeechRecipe, root: Path, sft: Path, encoder, utterances, pr
     """HPO post-training: GRPO over spoken training sentences from the ``sft`` policy, the
     hierarchical reward (``rl.reward``); a killed run resumes from its checkpoints."""
     from simulpo.models.projector import load_speech_model
-    from simulpo.models.speech_encoder import ChunkSpec
     from simulpo.policies.speech_front import SpeechFrontEnd
     from simulpo.train.rl import train_rl
 
     out = root / "hpo"
     final = out / "final"
     if not (final / "projector.json").exists():
-        e = recipe.encoder
         lm, tokenizer, projector = load_speech_model(sft)
-        spec = ChunkSpec(e.chunk_ms, e.context_ms)
-        front = SpeechFrontEnd(encoder, projector, spec, precomputed=True)
+        front = SpeechFrontEnd(encoder, projector, _chunk_spec(recipe), precomputed=True)
         train, dev = utterances["train"], utterances["dev"]
         train_rl(lm, tokenizer, train, dev, recipe.rl, out, progress=progress, speech=front)
     return final
 
 
-def _llm_policy(recipe: SpeechRecipe, model: Path, encoder, name: str):
+def _chunk_spec(recipe: SpeechRecipe):
+    """The encoder chunking features, RL and evaluation all share."""
     from simulpo.models.speech_encoder import ChunkSpec
+
+    return ChunkSpec(recipe.encoder.chunk_ms, recipe.encoder.context_ms)
+
+
+def _llm_policy(recipe: SpeechRecipe, model: Path, encoder, name: str):
     from simulpo.policies.speech_llm import speech_llm_policy
 
-    e, v = recipe.encoder, recipe.eval
+    v = recipe.eval
     return speech_llm_policy(
-        model, encoder, ChunkSpec(e.chunk_ms, e.context_ms),
+        model, encoder, _chunk_spec(recipe),
         max_piece_tokens=v.max_piece_tokens, max_final_tokens=v.max_new_tokens,
         cache_window=v.cache_window, precomputed=False, name=name,
     )  # fmt: skip
