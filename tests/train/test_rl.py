@@ -7,12 +7,12 @@ import copy
 import numpy as np
 import pytest
 import torch
+from kill import killed_after_checkpoint
 from tiny_lm import WORDS, tiny_chat_lm
 
 from simulpo.eval.testset import Segment
 from simulpo.policies.llm import LLMPolicy
 from simulpo.stream.segmenter import FixedWords
-from simulpo.train import bookkeeping
 from simulpo.train.rl import RLConfig, load_rl_config, step_sources, train_rl
 from simulpo.train.rollout import collate, sample_groups
 
@@ -91,10 +91,6 @@ def weights(model) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-class Killed(BaseException):
-    """Stands for SIGKILL: nothing after it runs."""
-
-
 def test_killed_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
     base, tok = tiny_chat_lm()
     data, config = segments(6), tiny_config()
@@ -104,16 +100,8 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
     assert result["steps"] == 2 and set(result["dev"]) >= {"BLEU", "chrF", "AL"}
     assert any(not torch.equal(v, weights(base)[k]) for k, v in weights(straight).items())
 
-    real_save = bookkeeping.save_checkpoint
-
-    def save_then_die(*args, **kwargs):
-        real_save(*args, **kwargs)
-        raise Killed
-
-    monkeypatch.setattr(bookkeeping, "save_checkpoint", save_then_die)
-    with pytest.raises(Killed):
+    with killed_after_checkpoint(monkeypatch):
         train_rl(copy.deepcopy(base), tok, data, data[:2], config, tmp_path / "b", progress=False)
-    monkeypatch.setattr(bookkeeping, "save_checkpoint", real_save)
     resumed = copy.deepcopy(base)
     train_rl(resumed, tok, data, data[:2], config, tmp_path / "b", progress=False)
     for k, v in weights(straight).items():

@@ -10,13 +10,14 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from kill import Killed, killed_after_checkpoint
 
 from simulpo.data.synthetic import generate_corpus
 from simulpo.errors import ConfigError, SimulpoError
 from simulpo.models.lm import build_tiny_lm, load_model
 from simulpo.models.tokenizer import train_tokenizer
 from simulpo.stream.dialogue import episode_messages, offline_messages
-from simulpo.train import bookkeeping, sft
+from simulpo.train import sft
 from simulpo.train.checkpoint import (
     latest_checkpoint,
     list_checkpoints,
@@ -287,10 +288,6 @@ def test_sft_memorizes_a_few_dialogues(tok, tmp_path):
     assert json.loads((tmp_path / "result.json").read_text()) == result
 
 
-class Killed(BaseException):
-    """Stands for SIGKILL: nothing after it runs (not even except Exception handlers)."""
-
-
 def weights(model) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
@@ -303,14 +300,7 @@ def test_resume_after_kill_gives_the_same_weights(tok, tmp_path, monkeypatch, sa
     straight = build_tiny_lm(tok, seed=0, **SMALL)
     reference = train_sft(straight, tok, data, None, config, tmp_path / "a", progress=False)
 
-    real_save = bookkeeping.save_checkpoint
-
-    def save_then_die(*args, **kwargs):
-        real_save(*args, **kwargs)
-        raise Killed
-
-    monkeypatch.setattr(bookkeeping, "save_checkpoint", save_then_die)
-    with pytest.raises(Killed):
+    with killed_after_checkpoint(monkeypatch):
         train_sft(
             build_tiny_lm(tok, seed=0, **SMALL),
             tok,
@@ -320,7 +310,6 @@ def test_resume_after_kill_gives_the_same_weights(tok, tmp_path, monkeypatch, sa
             tmp_path / "b",
             progress=False,
         )
-    monkeypatch.setattr(bookkeeping, "save_checkpoint", real_save)
     first = latest_checkpoint(tmp_path / "b" / "checkpoints")
     state = json.loads((first / "trainer_state.json").read_text())
     assert (state["epoch"], state["step_in_epoch"] > 0) == ((0, True) if save_every else (1, False))

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+from kill import killed_after_checkpoint
 from tiny_lm import tiny_speech_parts
 
 from simulpo.data.speech import SpeechUtterance
@@ -22,7 +23,7 @@ from simulpo.models.speech_encoder import ChunkSpec
 from simulpo.policies.llm import LLMPolicy
 from simulpo.policies.speech_front import SpeechFrontEnd
 from simulpo.stream.segmenter import FixedMilliseconds
-from simulpo.train import bookkeeping, rl
+from simulpo.train import rl
 from simulpo.train.grpo import GRPOConfig, grpo_update, token_logprobs
 from simulpo.train.rl import RLConfig, train_rl
 from simulpo.train.rl_data import recordings
@@ -179,10 +180,6 @@ def fresh(parts):
     return copy.deepcopy(lm), SpeechFrontEnd(encoder, copy.deepcopy(projector), SPEC, True)
 
 
-class Killed(BaseException):
-    """Stands for SIGKILL: nothing after it runs."""
-
-
 def test_killed_speech_run_resumes_to_the_same_lm_and_projector(
     parts, corpus, tmp_path, monkeypatch
 ):
@@ -197,17 +194,9 @@ def test_killed_speech_run_resumes_to_the_same_lm_and_projector(
     straight = SpeechLM(lm, front.projector, 0).state_dict()
     assert not torch.equal(straight["speech_projector.mlp.0.weight"], parts[3].mlp[0].weight)
 
-    real_save = bookkeeping.save_checkpoint
-
-    def save_then_die(*args, **kwargs):
-        real_save(*args, **kwargs)
-        raise Killed
-
-    monkeypatch.setattr(bookkeeping, "save_checkpoint", save_then_die)
-    with pytest.raises(Killed):
+    with killed_after_checkpoint(monkeypatch):
         train_rl(*fresh(parts)[:1], tokenizer, corpus, None, config, tmp_path / "b",
                  progress=False, speech=fresh(parts)[1])  # fmt: skip
-    monkeypatch.setattr(bookkeeping, "save_checkpoint", real_save)
     lm, front = fresh(parts)
     train_rl(lm, tokenizer, corpus, None, config, tmp_path / "b", progress=False, speech=front)
     resumed = SpeechLM(lm, front.projector, 0).state_dict()
