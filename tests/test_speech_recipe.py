@@ -17,7 +17,7 @@ TINY = [
     "stage2.max_length=2048", "eval.max_piece_tokens=4", "eval.max_new_tokens=8",
     "rl.steps=1", "rl.sources_per_step=2", "rl.group_size=2", "rl.eval_segments=1",
     "rl.max_piece_tokens=4", "rl.max_final_tokens=8", "eval.chunks_per_turn=[1,2]",
-    "eval.cascade_longform=true",
+    "eval.cascade_longform=true", "synthesis.passages=1", "synthesis.passage_size=2",
 ]  # fmt: skip
 
 
@@ -54,7 +54,11 @@ def test_recipe_runs_end_to_end_and_resumes_without_redoing_steps(recipe, tmp_pa
     assert {"BLEU", "chrF", "AL", "LAAL"} <= set(row)
     lines = (out / "eval" / "sft" / "instances.log").read_text().splitlines()
     assert len(lines) == 2
-    assert len(json.loads((out / "sft_data" / "train.jsonl").read_text().splitlines()[0])) == 2
+    records = [json.loads(line) for line in (out / "sft_data" / "train.jsonl").open()]
+    assert len(records[0]) == 2
+    # 4 segmentations of each of the 6 utterances, and of the one passage of two
+    assert len(records) == 4 * 7
+    assert {r["utterance"] for r in records if "+" in r["utterance"]} == {"train-0+train-1"}
     assert (out / "stage1" / "projector.json").exists()
     assert (out / "stage2" / "final" / "projector.json").exists()
     assert (out / "hpo" / "final" / "projector.json").exists()

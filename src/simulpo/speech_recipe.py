@@ -51,6 +51,9 @@ class SpeechDataConfig:
     train: int = 2000  # synthetic utterances per split
     dev: int = 200
     test: int = 200
+    min_len: int = 4  # source sentence lengths in words, as the text corpus (4..30)
+    max_len: int = 30
+    words_per_class: int | None = None  # a smaller vocabulary: the first N words per class
     workers: int = 2  # synthesis processes
 
 
@@ -82,6 +85,11 @@ class SpeechSynthesisConfig:
     c_max: int = 12
     copies: int = 4  # segmentations per training utterance (test chrF: 2 → 26.4, 4 → 28.8)
     seed: int = 0
+    # also dialogues over this many passages (simulpo.data.passages): ``passage_size``
+    # consecutive training utterances with their pauses, so the policy learns to go on
+    # past a sentence's end, as one dialogue over a long stream must (0 = none)
+    passages: int = 0
+    passage_size: int = 3
 
 
 @dataclass
@@ -140,6 +148,7 @@ def run_speech_recipe(
     log.info("[1/7] speech data → %s", root / "speech")
     folder = build_data_step(recipe, root, progress)
     utterances = {s: load_speech_split(folder, s) for s in ("train", "dev", "test")}
+    utterances["passages"] = passage_step(recipe, utterances["train"])
     log.info("[2/7] encoder features → %s", root / "features")
     encoder, features = features_step(recipe, root, utterances, progress)
     lm, tokenizer = base_lm_step(recipe, root, utterances["train"])
@@ -171,6 +180,8 @@ def build_data_step(recipe: SpeechRecipe, root: Path, progress: bool) -> Path:
             bible=False,
             config=SpeechConfig(workers=d.workers),
             progress=progress,
+            lengths=(d.min_len, d.max_len),
+            words_per_class=d.words_per_class,
         )
     return folder
 
@@ -182,7 +193,16 @@ def features_step(recipe: SpeechRecipe, root: Path, utterances, progress: bool):
 
     encoder = SpeechEncoder.load(recipe.encoder.path or None)
     cache = FeatureCache(root / "features", encoder, _chunk_spec(recipe))
-    return encoder, load_features(cache, utterances["train"] + utterances["dev"], progress)
+    needed = utterances["train"] + utterances["passages"] + utterances["dev"]
+    return encoder, load_features(cache, needed, progress)
+
+
+def passage_step(recipe: SpeechRecipe, train) -> list:
+    """The first ``synthesis.passages`` passages of the training recordings (none if 0)."""
+    from simulpo.data.passages import passages
+
+    s = recipe.synthesis
+    return passages(train, s.passage_size)[: s.passages] if s.passages else []
 
 
 def base_lm_step(recipe: SpeechRecipe, root: Path, train):
@@ -242,10 +262,10 @@ def sft_data_step(recipe: SpeechRecipe, root: Path, utterances, progress: bool) 
     for split, copies in (("train", s.copies), ("dev", 1)):
         path = root / "sft_data" / f"{split}.jsonl"
         if not path.exists():
+            sources = utterances[split] + (utterances["passages"] if split == "train" else [])
             made = speech_records(
-                utterances[split], s.aligner, chunk, s.c_min, s.c_max, s.seed, copies,
-                progress=progress,
-            )  # fmt: skip
+                sources, s.aligner, chunk, s.c_min, s.c_max, s.seed, copies, progress=progress
+            )
             write_jsonl(path, made)
         records[split] = read_jsonl(path)
     return records

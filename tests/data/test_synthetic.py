@@ -17,6 +17,7 @@ from simulpo.data.synthetic import (
     generate_splits,
     get_grammar,
     ideal_delays,
+    third_person,
 )
 from simulpo.errors import ConfigError
 
@@ -184,3 +185,24 @@ def test_pair_helpers():
     d = p.to_dict()
     assert d["source"].split() == list(p.src) and d["reference"].split() == list(p.tgt)
     assert [tuple(map(int, x.split("-"))) for x in d["alignment"].split()] == list(p.alignment)
+
+
+def test_sub_language_uses_only_the_first_words_and_translates_as_the_full_pair():
+    from simulpo.translators.grammar import GrammarTranslator
+
+    full = get_grammar()
+    n = 3
+    allowed = set(full.adjectives[:n] + full.nouns[:n] + full.names[:n] + full.adverbs[:n])
+    allowed |= set(full.prepositions[:n] + full.determiners[:n] + full.conjunctions[:n])
+    allowed |= {w for group in full.verbs for base in group[:n] for w in (base, third_person(base))}
+    allowed |= {"the", "a", "an", "that", "does", "not", "to"}  # "to": the recipient
+    pairs = generate_splits(4, {"train": 300, "test": 50}, min_len=3, max_len=12, words_per_class=n)
+    sentences = [p for split in pairs.values() for p in split]
+    assert all(set(p.src) <= allowed for p in sentences)
+    assert len({w for p in sentences for w in p.src}) > len(allowed) // 2  # not degenerate
+    # the sub-language is a part of the full pair: the full grammar's translator agrees
+    translated = GrammarTranslator().translate_batch([p.src for p in sentences])
+    assert translated == [list(p.tgt) for p in sentences]
+    assert get_grammar().sub_language(None) is full
+    with pytest.raises(ConfigError, match="words_per_class"):
+        full.sub_language(0)

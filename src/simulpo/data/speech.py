@@ -464,10 +464,14 @@ def build_speech(
     bible_sizes: dict[str, int] | None = None,
     config: SpeechConfig | None = None,
     progress: bool = True,
+    lengths: tuple[int, int] = (4, 30),
+    words_per_class: int | None = None,
 ) -> list[Path]:
     """Source speech for the bundled corpora under ``out/speech``: the synthetic pair (the
-    first sentences of each split that ``simulpo data build --seed SEED`` writes) and, with
-    ``bible``, the first verses of each Bible split (consecutive verses: a reading)."""
+    first sentences of each split that ``simulpo data build --seed SEED`` writes, whose
+    source lengths lie in ``lengths``, as there; ``words_per_class``: a smaller
+    vocabulary, :meth:`~simulpo.data.synthetic.SyntheticGrammar.sub_language`) and, with ``bible``, the first verses of
+    each Bible split (consecutive verses: a reading)."""
     from simulpo.data.synthetic import DEFAULT_REORDER, DEFAULT_SPLITS, generate_splits
 
     config = config or SpeechConfig()
@@ -478,7 +482,9 @@ def build_speech(
     # train may take), then each split's first sentences: the ids of `simulpo data build`
     full = {k: max(n, sizes.get(k, 0)) for k, n in DEFAULT_SPLITS.items()}
     full["train"] = sizes.get("train", 0)
-    text = generate_splits(seed, full, reorder=reorder)
+    text = generate_splits(
+        seed, full, reorder, *lengths, words_per_class=words_per_class
+    )  # fmt: skip
     corpora: dict[str, tuple[dict[str, list[dict]], tuple[str, str]]] = {
         "synthetic": (
             {k: [p.to_dict() for p in text[k][:n]] for k, n in sizes.items()},
@@ -500,7 +506,10 @@ def build_speech(
             ("en", "es"),
         )
     paths: list[Path] = []
-    manifest: dict = {"settings": {**asdict(config), "text_seed": seed, "reorder": reorder}}
+    settings = {"text_seed": seed, "reorder": reorder, "lengths": lengths}
+    manifest: dict = {
+        "settings": {**asdict(config), **settings, "words_per_class": words_per_class}
+    }
     with contextlib.ExitStack() as stack:
         pool = stack.enter_context(synthesis_pool(config)) if config.workers > 1 else None
         for name, (splits, langs) in corpora.items():

@@ -58,7 +58,10 @@ class HeardWordsPolicy(AlignedReferencePolicy):
 
 
 def word_ends(utterance: SpeechUtterance) -> list[float]:
-    """Each source word's end (ms): the next word's start, the last one the utterance's end."""
+    """Each source word's end (ms): the next word's start, the last one the utterance's end
+    (a passage of several utterances records its own, :mod:`simulpo.data.passages`)."""
+    if "word_ends" in utterance.extra:
+        return [float(e) for e in utterance.extra["word_ends"]]
     starts = utterance.word_starts
     return [float(s) for s in starts[1:]] + [1000.0 * num_samples(utterance) / SAMPLE_RATE]
 

@@ -63,6 +63,7 @@ same on every platform), no global RNG, no ``hash()``, no iteration over sets.
 
 from __future__ import annotations
 
+import copy
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -238,6 +239,22 @@ class SyntheticGrammar:
         self.determiners = tuple(_DETERMINERS)
         self.conjunctions = tuple(_CONJUNCTIONS)
         self.base_form = {third_person(w): w for group in self.verbs for w in group}
+
+    def sub_language(self, words_per_class: int | None) -> SyntheticGrammar:
+        """This grammar generating only the first ``words_per_class`` words of each word
+        class (nouns, names, adjectives, verbs of each valency, ...): the same translations,
+        a smaller vocabulary, for experiments that need an easier pair. None: this grammar."""
+        if words_per_class is None:
+            return self
+        if words_per_class < 1:
+            raise ConfigError(f"words_per_class must be >= 1, got {words_per_class}")
+        n = words_per_class
+        small = copy.copy(self)
+        for name in ("nouns", "names", "adjectives", "prepositions", "adverbs"):
+            setattr(small, name, getattr(self, name)[:n])
+        small.determiners, small.conjunctions = self.determiners[:n], self.conjunctions[:n]
+        small.verbs = tuple(group[:n] for group in self.verbs)
+        return small
 
     def translate_word(self, word: str) -> str | None:
         """The target word of one source word (None for articles and ``does``); unknown
@@ -728,11 +745,14 @@ def iter_pairs(
     max_len: int = 30,
     lexicon_seed: int = 0,
     id_prefix: str | None = None,
+    words_per_class: int | None = None,
 ) -> Iterator[SyntheticPair]:
     """An endless, deterministic stream of pairs; the source length is uniform in
-    [min_len, max_len]. Ids are ``{id_prefix}{i}`` (default prefix ``syn{seed}-``)."""
+    [min_len, max_len]. Ids are ``{id_prefix}{i}`` (default prefix ``syn{seed}-``).
+    ``words_per_class`` keeps the first words of each class only
+    (:meth:`SyntheticGrammar.sub_language`)."""
     _check_lengths(min_len, max_len)
-    grammar = get_grammar(reorder, lexicon_seed)
+    grammar = get_grammar(reorder, lexicon_seed).sub_language(words_per_class)
     rng = random.Random(seed)
     gen = _Generator(grammar, rng)
     prefix = f"syn{seed}-" if id_prefix is None else id_prefix
@@ -781,6 +801,7 @@ def generate_splits(
     min_len: int = 4,
     max_len: int = 30,
     lexicon_seed: int = 0,
+    words_per_class: int | None = None,
 ) -> dict[str, list[SyntheticPair]]:
     """Disjoint splits (default train/dev/test = 20000/500/500) with no source sentence
     twice, neither within a split nor across splits.
@@ -790,7 +811,7 @@ def generate_splits(
     ``{split}-{i}``.
     """
     sizes = dict(DEFAULT_SPLITS if sizes is None else sizes)
-    stream = iter_pairs(seed, reorder, min_len, max_len, lexicon_seed, id_prefix="")
+    stream = iter_pairs(seed, reorder, min_len, max_len, lexicon_seed, "", words_per_class)
     seen: set[tuple[str, ...]] = set()
     splits: dict[str, list[SyntheticPair]] = {}
     misses = 0
