@@ -100,3 +100,9 @@ def test_speech_demo_needs_the_text_policy_it_starts_from(tmp_path, capsys):
     args = ["demo", "--speech", "--output", str(tmp_path / "s"), "--set", f"model.lm={missing}"]
     assert main(args) == 2
     assert "run `simulpo demo` first" in capsys.readouterr().err
+
+
+def test_calibration_recipe_loads_and_asks_for_the_small_pair():
+    recipe = load_config(SpeechRecipe, "configs/speech-calibration.yaml")
+    assert (recipe.data.min_len, recipe.data.max_len, recipe.data.words_per_class) == (3, 8, 6)
+    assert recipe.model.lm == "" and recipe.eval.cascade is False
