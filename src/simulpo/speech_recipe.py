@@ -193,7 +193,7 @@ def features_step(recipe: SpeechRecipe, root: Path, utterances, progress: bool):
 
     encoder = SpeechEncoder.load(recipe.encoder.path or None)
     cache = FeatureCache(root / "features", encoder, _chunk_spec(recipe))
-    needed = utterances["train"] + utterances["passages"] + utterances["dev"]
+    needed = utterances["train"] + utterances.get("passages", []) + utterances["dev"]
     return encoder, load_features(cache, needed, progress)
 
 
@@ -262,7 +262,8 @@ def sft_data_step(recipe: SpeechRecipe, root: Path, utterances, progress: bool) 
     for split, copies in (("train", s.copies), ("dev", 1)):
         path = root / "sft_data" / f"{split}.jsonl"
         if not path.exists():
-            sources = utterances[split] + (utterances["passages"] if split == "train" else [])
+            passages = utterances.get("passages", []) if split == "train" else []
+            sources = utterances[split] + passages
             made = speech_records(
                 sources, s.aligner, chunk, s.c_min, s.c_max, s.seed, copies, progress=progress
             )
