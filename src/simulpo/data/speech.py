@@ -468,10 +468,10 @@ def build_speech(
     words_per_class: int | None = None,
 ) -> list[Path]:
     """Source speech for the bundled corpora under ``out/speech``: the synthetic pair (the
-    first sentences of each split that ``simulpo data build --seed SEED`` writes, whose
-    source lengths lie in ``lengths``, as there; ``words_per_class``: a smaller
-    vocabulary, :meth:`~simulpo.data.synthetic.SyntheticGrammar.sub_language`) and, with ``bible``, the first verses of
-    each Bible split (consecutive verses: a reading)."""
+    first sentences of each split that ``simulpo data build --seed SEED`` writes, source
+    lengths in ``lengths`` as there; ``words_per_class``: a smaller vocabulary, see
+    :meth:`~simulpo.data.synthetic.SyntheticGrammar.sub_language`) and, with ``bible``,
+    the first verses of each Bible split (consecutive verses: a reading)."""
     from simulpo.data.synthetic import DEFAULT_REORDER, DEFAULT_SPLITS, generate_splits
 
     config = config or SpeechConfig()
@@ -506,10 +506,9 @@ def build_speech(
             ("en", "es"),
         )
     paths: list[Path] = []
-    settings = {"text_seed": seed, "reorder": reorder, "lengths": lengths}
-    manifest: dict = {
-        "settings": {**asdict(config), **settings, "words_per_class": words_per_class}
-    }
+    text_settings = {"text_seed": seed, "reorder": reorder}
+    text_settings.update(lengths=lengths, words_per_class=words_per_class)
+    manifest: dict = {"settings": {**asdict(config), **text_settings}}
     with contextlib.ExitStack() as stack:
         pool = stack.enter_context(synthesis_pool(config)) if config.workers > 1 else None
         for name, (splits, langs) in corpora.items():
