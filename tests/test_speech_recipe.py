@@ -1,6 +1,8 @@
 import json
 
+import numpy as np
 import pytest
+import soundfile
 from tiny_lm import save_tiny_whisper
 
 import simulpo.eval.speech
@@ -18,6 +20,7 @@ TINY = [
     "rl.steps=1", "rl.sources_per_step=2", "rl.group_size=2", "rl.eval_segments=1",
     "rl.max_piece_tokens=4", "rl.max_final_tokens=8", "eval.chunks_per_turn=[1,2]",
     "eval.cascade_longform=true", "synthesis.passages=1", "synthesis.passage_size=2",
+    "synthesis.rl_items=passages", "rl.reward.resegment=mwer",
 ]  # fmt: skip
 
 
@@ -73,6 +76,26 @@ def test_recipe_runs_end_to_end_and_resumes_without_redoing_steps(recipe, tmp_pa
     monkeypatch.setattr(simulpo.train.rl, "train_rl", refuse)
     again = run_speech_recipe(recipe, out, progress=False)
     assert json.dumps(again) == json.dumps(rows)  # (NaN latencies when nothing was written)
+
+
+def test_rl_items_are_utterances_or_passages(recipe, tmp_path):
+    from simulpo.data.speech import SpeechUtterance
+    from simulpo.errors import ConfigError
+    from simulpo.speech_recipe import rl_items
+    from simulpo.train.rl_data import Recording
+
+    wav = tmp_path / "r.wav"
+    soundfile.write(wav, np.zeros(16000 * 4, dtype=np.float32), 16000)
+    utts = [SpeechUtterance(f"u{k}", "s", "t", wav, k, 0.5, "v", 175, [0]) for k in range(3)]
+    passages = rl_items(recipe, utts)  # passages of 2: u0 + u1, then u2
+    assert all(isinstance(p, Recording) for p in passages) and len(passages) == 2
+    assert [len(p.segments) for p in passages] == [2, 1]
+    recipe.synthesis.rl_items = "utterances"
+    assert rl_items(recipe, utts) == utts
+    recipe.synthesis.rl_items = "recordings"
+    with pytest.raises(ConfigError, match="rl_items"):  # refused before any step runs
+        run_speech_recipe(recipe, tmp_path / "never", progress=False)
+    assert not (tmp_path / "never").exists()
 
 
 def test_speech_demo_quick_through_the_cli(tmp_path, capsys):

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from simulpo.data.speech import SpeechConfig, build_speech, load_speech_split
+from simulpo.errors import ConfigError
 from simulpo.eval.report import Row
 from simulpo.io import atomic_write_json
 from simulpo.train.rl import RLConfig
@@ -78,6 +79,9 @@ class SpeechModelConfig:
     seed: int = 0
 
 
+RL_ITEMS = ("utterances", "passages")
+
+
 @dataclass
 class SpeechSynthesisConfig:
     aligner: str = "gold"  # gold (the grammar's links) or eflomal
@@ -90,6 +94,9 @@ class SpeechSynthesisConfig:
     # past a sentence's end, as one dialogue over a long stream must (0 = none)
     passages: int = 0
     passage_size: int = 3
+    # HPO RL's training items: single utterances, or passages of ``passage_size`` scored
+    # sentence by sentence (the reward re-segments the translation: rl.reward.resegment)
+    rl_items: str = "utterances"
 
 
 @dataclass
@@ -144,6 +151,10 @@ def run_speech_recipe(
 ) -> list[Row]:
     """All steps of the speech recipe under ``out_dir``; returns the report rows
     (``cascade`` when ``eval.cascade``, then ``sft`` and ``hpo``)."""
+    if recipe.synthesis.rl_items not in RL_ITEMS:
+        raise ConfigError(
+            f"synthesis.rl_items is one of {', '.join(RL_ITEMS)}, got {recipe.synthesis.rl_items!r}"
+        )
     root = Path(out_dir)
     log.info("[1/7] speech data → %s", root / "speech")
     folder = build_data_step(recipe, root, progress)
@@ -300,9 +311,19 @@ def rl_step(recipe: SpeechRecipe, root: Path, sft: Path, encoder, utterances, pr
     if not (final / "projector.json").exists():
         lm, tokenizer, projector = load_speech_model(sft)
         front = SpeechFrontEnd(encoder, projector, _chunk_spec(recipe), precomputed=True)
-        train, dev = utterances["train"], utterances["dev"]
-        train_rl(lm, tokenizer, train, dev, recipe.rl, out, progress=progress, speech=front)
+        train_rl(
+            lm, tokenizer, rl_items(recipe, utterances["train"]), utterances["dev"], recipe.rl,
+            out, progress=progress, speech=front,
+        )  # fmt: skip
     return final
+
+
+def rl_items(recipe: SpeechRecipe, train) -> list:
+    """RL's training items: the utterances, or their passages as short recordings."""
+    from simulpo.train.rl_data import recordings
+
+    s = recipe.synthesis
+    return recordings(train, s.passage_size) if s.rl_items == "passages" else list(train)
 
 
 def _chunk_spec(recipe: SpeechRecipe):

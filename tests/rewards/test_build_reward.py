@@ -73,6 +73,15 @@ def test_hpo_reward_takes_segments():
     assert res.quality[0] == pytest.approx(100.0)
 
 
+def test_hpo_config_reaches_the_resegmentation():
+    src = "w1 w2 w3 w4 w5 w6"
+    e = episode(src, ["the cat", "sleeps", "a dog barks"], "unused", index=0)
+    segments = [(0, 3, "the cat sleeps"), (3, 6, "a dog barks")]
+    res = build_reward(RewardConfig(kind="hpo", resegment="mwer"))([e], segments)
+    assert [b.hypothesis for b in res.details[0]] == ["the cat sleeps", "a dog barks"]
+    assert res.quality[0] == pytest.approx(100.0)
+
+
 def test_config_from_a_recipe_mapping():
     cfg = from_dict(RewardConfig, {"kind": "hpo", "w": 0.25, "threshold": 40, "quality": "bleu"})
     assert cfg.kind == "hpo" and cfg.w == 0.25 and cfg.threshold == 40.0
@@ -91,6 +100,7 @@ def test_config_from_a_recipe_mapping():
         ({"max_merge": 0}, "max_merge"),
         ({"max_latency": 0.0}, "positive"),
         ({"quality": "rouge"}, "quality metric"),
+        ({"resegment": "spaces"}, "resegment"),
     ],
 )
 def test_bad_configs_are_refused(bad, match):

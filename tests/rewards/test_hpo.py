@@ -198,7 +198,8 @@ def gibberish(rng: random.Random, kind: str) -> list[str]:
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("kind", ["foreign", "random", "repeated", "many", "short"])
 @pytest.mark.parametrize("metric", ["chrf", "bleu"])
-def test_gibberish_cannot_beat_a_real_translation(seed, kind, metric):
+@pytest.mark.parametrize("resegment", ["sentences", "mwer"])
+def test_gibberish_cannot_beat_a_real_translation(seed, kind, metric, resegment):
     rng = random.Random(seed)
     quality = build_quality(metric)
     group = [
@@ -206,7 +207,9 @@ def test_gibberish_cannot_beat_a_real_translation(seed, kind, metric):
         ep(gibberish(rng, kind), 1),  # junk, written at once
         ep(["", "", "", "", f"{S1} {S2}"], 2),  # perfect but late: keeps the z-scores honest
     ]
-    res = hpo_reward(group, SEGMENTS, quality=quality, threshold=quality.threshold)
+    res = hpo_reward(
+        group, SEGMENTS, quality=quality, threshold=quality.threshold, resegment=resegment
+    )
     assert res.quality[0] > res.quality[1]
     assert res.latency[0] < res.latency[1]  # junk is early, yet the gate makes it late
     assert res.rewards[0] > res.rewards[1], (kind, res.details[1])
@@ -260,3 +263,43 @@ def test_nan_delays_give_the_maximum_latency(caplog):
         res = hpo_reward([ep(GOOD), broken], SEGMENTS, quality=TableQuality(TABLE))
     assert res.latency[1] == 10.0 and res.stats["n_nonfinite_latency"] == 2
     assert np.isfinite(res.rewards).all() and "not finite" in caplog.text
+
+
+U1, U2 = "the cat sleeps", "a dog barks at the moon"  # a target without sentence punctuation
+
+
+def test_mwer_resegmentation_scores_each_sentence_of_an_unpunctuated_stream():
+    table = {(U1, U1): 100.0, (U2, U2): 80.0}
+    stream = ep(["the cat", "sleeps", "a dog", "barks at the", "moon"])  # d = 2 2 4 6 6 8 8 8 10
+    res = hpo_reward(
+        [stream], [(0, 4, U1), (4, 10, U2)], quality=TableQuality(table), resegment="mwer"
+    )
+    first, second = res.details[0]
+    assert (first.hypothesis, second.hypothesis) == (U1, U2)
+    # sentence 1: d = 2 2 4 on [0, 4], |ref| = 3: (2 - 4/3, 2 - 8/3, 4 - 4) / 3 = 0
+    # sentence 2: d = 6 6 8 8 8 10 on [4, 10], step 1: (1, 0, 1, 0, -1, 0) / 6 = 1/6
+    assert first.latency == pytest.approx(0.0) and second.latency == pytest.approx(1 / 6)
+    assert res.quality[0] == 90.0 and res.latency[0] == pytest.approx(1 / 12)
+    # split at full stops, the same stream is one sentence over both references
+    (merged,) = hpo_reward(
+        [stream], [(0, 4, U1), (4, 10, U2)],
+        quality=TableQuality({(f"{U1} {U2}", f"{U1} {U2}"): 90.0}),
+    ).details[0]  # fmt: skip
+    assert merged.ref_segments == range(2)
+
+
+def test_mwer_resegmentation_leaves_an_untranslated_sentence_unaligned():
+    short = ep(["the cat", "sleeps"])
+    res = hpo_reward(
+        [short], [(0, 4, U1), (4, 10, U2)], quality=TableQuality({(U1, U1): 100.0}),
+        resegment="mwer",
+    )  # fmt: skip
+    first, second = res.details[0]
+    assert first.passed and not second.passed and second.hypothesis == ""
+    assert res.quality[0] == 50.0 and res.latency[0] == pytest.approx((0.0 + 10.0) / 2)
+    assert res.stats["n_unaligned"] == 1
+
+
+def test_unknown_resegmentation_is_refused():
+    with pytest.raises(ValueError, match="resegment"):
+        hpo_reward([ep(GOOD)], SEGMENTS, quality=TableQuality(TABLE), resegment="spaces")

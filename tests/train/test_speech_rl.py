@@ -163,6 +163,19 @@ def test_recordings_hold_their_utterances_as_reference_segments(corpus):
     assert len(rec.audio()) == round(2.6 * SR)
 
 
+def test_passages_are_spans_with_segments_on_their_own_timeline(corpus):
+    first, last = recordings(corpus[::-1], size=2)
+    assert [s.reference for s in first.segments] == ["ONE TWO.", "THREE."]
+    assert [(s.start, s.end) for s in first.segments] == pytest.approx([(0, 600), (900, 1400)])
+    assert (first.offset, first.duration) == pytest.approx((0.1, 1.4))
+    assert [(s.start, s.end) for s in last.segments] == pytest.approx([(0, 500)])
+    # the span's audio is the recording's samples from 1.9 s to 2.4 s
+    whole = recordings(corpus)[0].audio()
+    np.testing.assert_array_equal(last.audio(), whole[round(1.9 * SR) : round(2.4 * SR)])
+    with pytest.raises(ConfigError, match="at least one"):
+        recordings(corpus, size=0)
+
+
 def speech_config(**changes) -> RLConfig:
     config = RLConfig(
         steps=2, sources_per_step=2, group_size=3, chunk_ms=240, max_piece_tokens=4,

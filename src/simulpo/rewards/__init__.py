@@ -24,7 +24,7 @@ from simulpo.errors import ConfigError
 from simulpo.rewards.align import Bead, align_sentences, similarity, split_sentences
 from simulpo.rewards.base import Reward, RewardResult, Segment
 from simulpo.rewards.group import replace_nonfinite, zscore
-from simulpo.rewards.hpo import SentenceScore, hpo_reward, sentence_lag
+from simulpo.rewards.hpo import RESEGMENTERS, SentenceScore, hpo_reward, sentence_lag
 from simulpo.rewards.quality import QualityMetric, build_quality
 from simulpo.rewards.seqpo import REWARD_LATENCY_METRICS, episode_latency, seqpo_reward
 from simulpo.stream.episode import Episode
@@ -82,6 +82,11 @@ class RewardConfig:
     max_latency: float | None = _f(None, "hpo: latency cap, source units; None = source length")
     max_merge: int = _f(4, "hpo aligner: most sentences joined on one side of a bead")
     min_similarity: float = _f(0.1, "hpo aligner: least char n-gram F1 for aligning a bead")
+    resegment: str = _f(
+        "sentences",
+        "hpo: sentences (split at full stops, align; HPO's code) or mwer (min-WER "
+        "re-segmentation onto the reference sentences, for targets without punctuation)",
+    )
 
     def check(self) -> None:
         """Raise a ConfigError for an impossible value."""
@@ -97,6 +102,10 @@ class RewardConfig:
             raise ConfigError(f"lam and w must be >= 0, got lam={self.lam}, w={self.w}")
         if self.max_merge < 1 or not 0 <= self.min_similarity < 1:
             raise ConfigError("need max_merge >= 1 and 0 <= min_similarity < 1")
+        if self.resegment not in RESEGMENTERS:
+            raise ConfigError(
+                f"unknown resegment {self.resegment!r}; use one of {', '.join(RESEGMENTERS)}"
+            )
         if self.max_latency is not None and self.max_latency <= 0:
             raise ConfigError(f"max_latency must be positive, got {self.max_latency}")
 
@@ -143,6 +152,7 @@ class RewardFunction:
             max_latency=cfg.max_latency,
             max_merge=cfg.max_merge,
             min_similarity=cfg.min_similarity,
+            resegment=cfg.resegment,
         )
 
 

@@ -8,7 +8,11 @@ reference ``ref_k``):
 1. split the translation into sentences (:func:`~simulpo.rewards.align.split_sentences`)
    and align them to the reference sentences
    (:func:`~simulpo.rewards.align.align_sentences`); each *bead* ``k`` pairs some
-   hypothesis sentences with some reference sentences, or leaves one side unaligned;
+   hypothesis sentences with some reference sentences, or leaves one side unaligned.
+   A target written without sentence punctuation (the synthetic pair) cannot be split:
+   ``resegment="mwer"`` instead cuts the translation into one piece per reference
+   sentence by the minimum-WER re-segmentation that long-form evaluation uses
+   (:func:`mwer_beads`), so every sentence of a long stream is still scored on its own;
 2. an aligned bead gets its quality ``q_k`` (the metric on the joined texts) and its lag
 
        l_k = 1/|hyp_k| * sum_{i=1..|hyp_k|} (d_i - start_k - i * (end_k - start_k) / max(|ref_k|, |hyp_k|))
@@ -46,6 +50,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from simulpo.metrics.resegment import mwer_segment
 from simulpo.rewards.align import Bead, align_sentences, split_sentences
 from simulpo.rewards.base import RewardResult, Segment, as_segments, episode_source_text
 from simulpo.rewards.group import fuse, replace_nonfinite
@@ -53,7 +58,10 @@ from simulpo.rewards.quality import QualityMetric
 from simulpo.stream.episode import Episode
 from simulpo.stream.units import join_units, split_units
 
-__all__ = ["SentenceScore", "hpo_reward", "sentence_lag"]
+__all__ = ["RESEGMENTERS", "SentenceScore", "hpo_reward", "mwer_beads", "sentence_lag"]
+
+#: how a translation meets the reference sentences (``hpo_reward(resegment=...)``)
+RESEGMENTERS = ("sentences", "mwer")
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +92,22 @@ def sentence_lag(delays: Sequence[float], start: float, end: float, ref_length: 
     return float(np.mean(d - start - i * step))
 
 
+def mwer_beads(
+    units: Sequence[str], references: Sequence[str], unit: str = "word"
+) -> tuple[list[range], list[Bead]]:
+    """The translation ``units`` cut into one piece per reference sentence by the minimum-WER
+    re-segmentation (:func:`~simulpo.metrics.resegment.mwer_segment`, as long-form
+    evaluation cuts a stream), and the one-to-one beads: piece ``k`` with reference ``k``,
+    an empty piece left unaligned (worst quality, maximum latency)."""
+    refs = [split_units(r, unit) for r in references]
+    ends = mwer_segment([(refs, list(units))])[0].tolist()
+    pieces = [range(a, b) for a, b in zip([0, *ends[:-1]], ends)]
+    beads = [
+        Bead(range(k, k + 1) if len(p) else range(0), range(k, k + 1)) for k, p in enumerate(pieces)
+    ]
+    return pieces, beads
+
+
 def hpo_reward(
     group: Sequence[Episode],
     segments: Sequence[Segment | tuple] | None = None,
@@ -94,13 +118,18 @@ def hpo_reward(
     max_latency: float | None = None,
     max_merge: int = 4,
     min_similarity: float = 0.1,
+    resegment: str = "sentences",
 ) -> RewardResult:
     """HPO's hierarchical reward ``z(Q) - w * z(G)`` of one group (see module doc).
 
     ``segments`` (shared by the group: one source) are ``Segment``s or
     ``(start, end, reference[, source])`` tuples; None: one segment per episode.
-    ``threshold`` is the gate in the metric's scale (None: no gate).
+    ``threshold`` is the gate in the metric's scale (None: no gate). ``resegment``:
+    ``"sentences"`` splits the translation at full stops and aligns (HPO's code);
+    ``"mwer"`` cuts it by :func:`mwer_beads` (targets without sentence punctuation).
     """
+    if resegment not in RESEGMENTERS:
+        raise ValueError(f"unknown resegment {resegment!r}; use one of {', '.join(RESEGMENTERS)}")
     if not group:
         raise ValueError("a reward needs a group of at least one episode")
     hib = quality.higher_is_better
@@ -120,13 +149,18 @@ def hpo_reward(
             raise ValueError(
                 f"episode {ep.index} has {len(units)} target units but {len(ep.delays)} delays"
             )
-        sents = split_sentences(units, ep.unit)
         joiner = " " if ep.unit == "word" else ""
-        hyp_texts = [join_units(units[s.start : s.stop], ep.unit) for s in sents]
         ref_texts = [s.reference for s in segs]
-        beads = align_sentences(
-            hyp_texts, ref_texts, max_merge=max_merge, min_similarity=min_similarity, joiner=joiner
-        )
+        if resegment == "mwer":
+            sents, beads = mwer_beads(units, ref_texts, ep.unit)
+            hyp_texts = [join_units(units[s.start : s.stop], ep.unit) for s in sents]
+        else:
+            sents = split_sentences(units, ep.unit)
+            hyp_texts = [join_units(units[s.start : s.stop], ep.unit) for s in sents]
+            beads = align_sentences(
+                hyp_texts, ref_texts, max_merge=max_merge, min_similarity=min_similarity,
+                joiner=joiner,
+            )  # fmt: skip
         rows = []
         for bead in beads:
             hyp = joiner.join(hyp_texts[k] for k in bead.hyp)

@@ -29,43 +29,63 @@ from simulpo.rewards.base import Segment
 
 @dataclass(frozen=True)
 class Recording:
-    """A long-form recording and its reference sentences (start/end in ms, in order)."""
+    """A long-form recording, or its span from ``offset`` for ``duration`` seconds (None:
+    to the end), and its reference sentences (start/end in ms on the span's timeline)."""
 
     wav: Path
     segments: tuple[Segment, ...]
+    offset: float = 0.0
+    duration: float | None = None
 
     @property
     def reference(self) -> str:
         return " ".join(s.reference for s in self.segments)
 
     def audio(self):
-        return read_audio(self.wav)
+        return read_audio(self.wav, offset=self.offset, duration=self.duration)
 
 
-def recordings(utterances: Sequence[SpeechUtterance]) -> list[Recording]:
+def recordings(utterances: Sequence[SpeechUtterance], size: int | None = None) -> list[Recording]:
     """The recordings ``utterances`` come from (first-seen order), each with its utterances
-    as reference segments (transcripts as their sources), sorted by time."""
+    as reference segments (transcripts as their sources), sorted by time. With ``size``:
+    passages instead, spans of ``size`` consecutive utterances with the pauses between
+    them (a recording's last span may hold fewer), each a shorter stream of sentences."""
     import soundfile
 
+    if size is not None and size < 1:
+        raise ConfigError(f"a passage holds at least one utterance, got size {size}")
     by_wav: dict[Path, list[SpeechUtterance]] = {}
     for u in utterances:
         by_wav.setdefault(u.wav, []).append(u)
     out = []
     for wav, utts in by_wav.items():
-        # Offsets and durations are rounded to microseconds in the files: keep the last
-        # segment inside the recording.
-        length_ms = soundfile.info(str(wav)).duration * 1000
-        segments = tuple(
-            Segment(
-                u.offset * 1000,
-                min((u.offset + u.duration) * 1000, length_ms),
-                u.reference,
-                u.source,
-            )
-            for u in sorted(utts, key=lambda u: u.offset)
-        )
-        out.append(Recording(wav, segments))
+        utts = sorted(utts, key=lambda u: u.offset)
+        info = soundfile.info(str(wav))
+        if size is None:
+            out.append(Recording(wav, _segments(utts, 0.0, info.frames / info.samplerate)))
+            continue
+        for i in range(0, len(utts), size):
+            span = utts[i : i + size]
+            start, end = span[0].offset, span[-1].offset + span[-1].duration
+            # the span's length as read_audio cuts it: whole samples from round(start * rate)
+            frames = round(end * info.samplerate) - round(start * info.samplerate)
+            length = frames / info.samplerate
+            out.append(Recording(wav, _segments(span, start, length), start, end - start))
     return out
+
+
+def _segments(utts: Sequence[SpeechUtterance], offset: float, length: float) -> tuple[Segment, ...]:
+    """The utterances as reference segments in ms from ``offset`` (s); offsets and durations
+    are rounded to microseconds in the files, so the last one is kept inside ``length``."""
+    return tuple(
+        Segment(
+            (u.offset - offset) * 1000,
+            min((u.offset + u.duration - offset) * 1000, length * 1000),
+            u.reference,
+            u.source,
+        )
+        for u in utts
+    )
 
 
 class StreamInput(NamedTuple):
@@ -101,7 +121,7 @@ def fingerprint(items: Sequence[Any]) -> str:
             line = f"{item.wav.name}@{item.offset}+{item.duration}\t{item.reference}"
         elif isinstance(item, Recording):
             spans = ";".join(f"{s.start}-{s.end}:{s.reference}" for s in item.segments)
-            line = f"{item.wav.name}\t{spans}"
+            line = f"{item.wav.name}@{item.offset}+{item.duration}\t{spans}"
         else:
             line = f"{item.source}\t{item.reference}"
         digest.update(f"{line}\n".encode())
