@@ -129,3 +129,4 @@ def test_calibration_recipe_loads_and_asks_for_the_small_pair():
     recipe = load_config(SpeechRecipe, "configs/speech-calibration.yaml")
     assert (recipe.data.min_len, recipe.data.max_len, recipe.data.words_per_class) == (3, 8, 6)
     assert recipe.model.lm == "" and recipe.eval.cascade is False
+    assert (recipe.data.train, recipe.synthesis.passages) == (4000, 600)
