@@ -104,7 +104,7 @@ def test_speech_demo_quick_through_the_cli(tmp_path, capsys):
     out = tmp_path / "speech"
     assert main(["demo", "--speech", "--quick", "--output", str(out), "--no-progress"]) == 0
     rows = json.loads((out / "report.json").read_text())
-    names = ["cascade", "sft", "sft-2", "sft-4", "hpo", "hpo-2", "hpo-4"]
+    names = ["cascade", "sft", "sft-2", "hpo", "hpo-2"]
     assert [r["name"] for r in rows if r["dataset"] == "synthetic"] == names
     assert [r["name"] for r in rows if r["dataset"] == "synthetic-longform"] == ["sft", "hpo"]
     rows = [r for r in rows if r["dataset"] == "synthetic"]

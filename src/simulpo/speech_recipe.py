@@ -22,7 +22,7 @@ Layout of the run directory::
     stage2/                speech SFT run; stage2/final is the sft speech policy's model
     hpo/                   the RL run (train_log.jsonl, checkpoints); hpo/final is the hpo policy
     eval/sft/, eval/hpo/   instances.log, scores.json, row.json of each speech LLM policy;
-                           eval/sft-2/, eval/hpo-4/, ...: the same at 2, 4 chunks a turn
+                           eval/sft-2/, eval/hpo-2/, ...: the same at N chunks a turn
     eval/cascade/          the same for the cascaded baseline (streaming Whisper → grammar)
     eval/longform/NAME/    long form over the first test recordings: hypotheses.jsonl,
                            segments.yaml, references.txt, scores.json, row.json
@@ -85,10 +85,11 @@ RL_ITEMS = ("utterances", "passages")
 @dataclass
 class SpeechSynthesisConfig:
     aligner: str = "gold"  # gold (the grammar's links) or eflomal
-    # a turn merges c consecutive 1120 ms chunks, c uniform in [c_min, c_max]: [1, 4], not
-    # HPO's [1, 12], as the policy reads one chunk a turn at test time (sft chrF 29.5 -> 41.1)
+    # a turn merges c consecutive 1120 ms chunks, c uniform in [c_min, c_max]: 1, not HPO's
+    # [1, 12], as the policy reads one chunk a turn at test time (sft chrF [1, 4]: 29.9,
+    # [1, 2]: 36.6, 1: 39.7; a policy trained on 1 only fails at 2 chunks a turn: README)
     c_min: int = 1
-    c_max: int = 4
+    c_max: int = 1
     copies: int = 4  # segmentations per training utterance (test chrF: 2 → 26.4, 4 → 28.8)
     seed: int = 0
     # also dialogues over this many passages (simulpo.data.passages): ``passage_size``
@@ -106,7 +107,7 @@ class SpeechEvalConfig:
     test_utterances: int = 100  # evaluate the first N test utterances (0 = all)
     chunk_ms: int = 1120  # FixedMilliseconds chunk of the streaming loop
     # the LLM policies' curves: also at N chunks a turn (HPO's multiplier), rows sft-N, hpo-N
-    chunks_per_turn: list[int] = field(default_factory=lambda: [1, 2, 4])
+    chunks_per_turn: list[int] = field(default_factory=lambda: [1, 2])
     longform_recordings: int = 1  # long form: the first N test recordings, one episode each
     cache_window: int = 1024  # long form: the LLM policies' bounded KV cache, in tokens
     max_piece_tokens: int = 32  # token budget of one piece before the source ends
