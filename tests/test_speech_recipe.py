@@ -78,6 +78,23 @@ def test_recipe_runs_end_to_end_and_resumes_without_redoing_steps(recipe, tmp_pa
     assert json.dumps(again) == json.dumps(rows)  # (NaN latencies when nothing was written)
 
 
+def test_offline_baseline_without_rl(recipe, tmp_path, monkeypatch):
+    # the README's offline speech SFT: one turn per utterance, read whole, and no RL step
+    recipe.synthesis.c_min = recipe.synthesis.c_max = 12
+    recipe.synthesis.passages, recipe.eval.chunks_per_turn = 0, [12]
+    recipe.eval.cascade, recipe.eval.longform_recordings, recipe.rl.steps = False, 0, 0
+    monkeypatch.setattr(simulpo.train.rl, "train_rl", refuse)
+    out = tmp_path / "offline"
+    [row] = run_speech_recipe(recipe, out, progress=False)
+    assert (row["name"], row["chunk_ms"]) == ("sft-12", 12 * 1120)
+    assert not (out / "hpo").exists()
+    records = [json.loads(line) for line in (out / "sft_data" / "train.jsonl").open()]
+    assert {len(r["messages"]) for r in records} == {3}  # system, the whole speech, translation
+    for line in (out / "eval" / "sft-12" / "instances.log").read_text().splitlines():
+        instance = json.loads(line)  # everything written once the whole utterance is read
+        assert set(instance["delays"]) <= {instance["source_length"]}
+
+
 def test_rl_items_are_utterances_or_passages(recipe, tmp_path):
     from simulpo.data.speech import SpeechUtterance
     from simulpo.errors import ConfigError

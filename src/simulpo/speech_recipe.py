@@ -153,7 +153,7 @@ def run_speech_recipe(
     recipe: SpeechRecipe, out_dir: str | Path, progress: bool = True
 ) -> list[Row]:
     """All steps of the speech recipe under ``out_dir``; returns the report rows
-    (``cascade`` when ``eval.cascade``, then ``sft`` and ``hpo``)."""
+    (``cascade`` when ``eval.cascade``, then ``sft`` and, unless ``rl.steps`` is 0, ``hpo``)."""
     if recipe.synthesis.rl_items not in RL_ITEMS:
         raise ConfigError(
             f"synthesis.rl_items is one of {', '.join(RL_ITEMS)}, got {recipe.synthesis.rl_items!r}"
@@ -172,12 +172,14 @@ def run_speech_recipe(
     records = sft_data_step(recipe, root, utterances, progress)
     log.info("[5/7] stage 2: dialogue SFT → %s", root / "stage2")
     sft = stage2_step(recipe, root, lm, tokenizer, projector, records, features, progress)
-    log.info("[6/7] HPO RL from the sft policy → %s", root / "hpo")
-    hpo = rl_step(recipe, root, sft, encoder, utterances, progress)
+    models = {"sft": sft}
+    if recipe.rl.steps:  # 0: no RL, e.g. an offline speech SFT baseline (README)
+        log.info("[6/7] HPO RL from the sft policy → %s", root / "hpo")
+        models["hpo"] = rl_step(recipe, root, sft, encoder, utterances, progress)
     log.info("[7/7] evaluation → %s", root / "eval")
     test = utterances["test"][: recipe.eval.test_utterances or None]
     rows = cascade_rows(recipe, root, folder, test, progress) if recipe.eval.cascade else []
-    for name, model in (("sft", sft), ("hpo", hpo)):
+    for name, model in models.items():
         rows += llm_rows(recipe, root, name, model, encoder, folder, test, progress)
     return rows
 
