@@ -22,6 +22,7 @@ from simulpo.models.projector import (
 from simulpo.models.speech_encoder import ChunkSpec
 from simulpo.policies.llm import LLMPolicy
 from simulpo.policies.speech_front import SpeechFrontEnd
+from simulpo.rewards.base import as_segments
 from simulpo.stream.segmenter import FixedMilliseconds
 from simulpo.train import rl
 from simulpo.train.grpo import GRPOConfig, grpo_update, token_logprobs
@@ -174,6 +175,21 @@ def test_passages_are_spans_with_segments_on_their_own_timeline(corpus):
     np.testing.assert_array_equal(last.audio(), whole[round(1.9 * SR) : round(2.4 * SR)])
     with pytest.raises(ConfigError, match="at least one"):
         recordings(corpus, size=0)
+
+
+def test_passage_segments_lie_inside_the_audio_the_reward_sees(tmp_path):
+    # offsets of a real demo passage, where seconds -> ms in another order left the last
+    # segment 2e-12 ms past the audio and the reward refused the episode
+    wav = tmp_path / "long.wav"
+    soundfile.write(wav, audio(170.0, 3), SR, subtype="PCM_16")
+    spans = [(143.702125, 148.0), (149.0, 159.891813)]
+    utterances = [
+        SpeechUtterance(f"u{k}", "s", "r.", wav, a, b - a, "v", 175, [0])
+        for k, (a, b) in enumerate(spans)
+    ]
+    for rec in recordings(utterances, size=2) + recordings(utterances):
+        source_length = FixedMilliseconds(1120).source_length(rec.audio())
+        assert as_segments(rec.segments, source_length)[-1].end <= source_length
 
 
 def speech_config(**changes) -> RLConfig:

@@ -62,25 +62,34 @@ def recordings(utterances: Sequence[SpeechUtterance], size: int | None = None) -
         utts = sorted(utts, key=lambda u: u.offset)
         info = soundfile.info(str(wav))
         if size is None:
-            out.append(Recording(wav, _segments(utts, 0.0, info.frames / info.samplerate)))
+            out.append(Recording(wav, _segments(utts, 0.0, _ms(info.frames, info.samplerate))))
             continue
         for i in range(0, len(utts), size):
             span = utts[i : i + size]
             start, end = span[0].offset, span[-1].offset + span[-1].duration
             # the span's length as read_audio cuts it: whole samples from round(start * rate)
             frames = round(end * info.samplerate) - round(start * info.samplerate)
-            length = frames / info.samplerate
-            out.append(Recording(wav, _segments(span, start, length), start, end - start))
+            segments = _segments(span, start, _ms(frames, info.samplerate))
+            out.append(Recording(wav, segments, start, end - start))
     return out
 
 
-def _segments(utts: Sequence[SpeechUtterance], offset: float, length: float) -> tuple[Segment, ...]:
+def _ms(frames: int, rate: int) -> float:
+    """The length of ``frames`` samples in ms, computed as the streaming loop computes a
+    source's length (:meth:`FixedMilliseconds.source_length`), to the last bit: the reward
+    refuses a segment that ends past it."""
+    return frames * 1000 / rate
+
+
+def _segments(
+    utts: Sequence[SpeechUtterance], offset: float, length_ms: float
+) -> tuple[Segment, ...]:
     """The utterances as reference segments in ms from ``offset`` (s); offsets and durations
-    are rounded to microseconds in the files, so the last one is kept inside ``length``."""
+    are rounded to microseconds in the files, so the last one is kept inside ``length_ms``."""
     return tuple(
         Segment(
             (u.offset - offset) * 1000,
-            min((u.offset + u.duration - offset) * 1000, length * 1000),
+            min((u.offset + u.duration - offset) * 1000, length_ms),
             u.reference,
             u.source,
         )
