@@ -61,6 +61,13 @@ class FixedWords:
         return float(len(source))
 
 
+def samples_to_ms(samples: int, sample_rate: int) -> float:
+    """The time of ``samples`` audio samples in ms: the one expression every speech
+    source length and chunk end comes from, so that equal spans compare equal to the bit
+    (the reward refuses a segment that ends past its source)."""
+    return samples * 1000 / sample_rate
+
+
 @dataclass(frozen=True)
 class FixedMilliseconds:
     """Chunks of ``ms`` milliseconds of mono audio sampled at ``sample_rate``.
@@ -81,12 +88,12 @@ class FixedMilliseconds:
         step = math.ceil(self.ms / 1000 * self.sample_rate)
         n = len(source)
         return [
-            Chunk(source[i : i + step], min(i + step, n) * 1000 / self.sample_rate)
+            Chunk(source[i : i + step], samples_to_ms(min(i + step, n), self.sample_rate))
             for i in range(0, n, step)
         ]
 
     def source_length(self, source: np.ndarray) -> float:
-        return len(source) * 1000 / self.sample_rate
+        return samples_to_ms(len(source), self.sample_rate)
 
 
 @dataclass

@@ -25,6 +25,7 @@ from simulpo.data.speech import SpeechUtterance
 from simulpo.errors import ConfigError
 from simulpo.eval.testset import Segment as TextSegment
 from simulpo.rewards.base import Segment
+from simulpo.stream.segmenter import samples_to_ms
 
 
 @dataclass(frozen=True)
@@ -62,23 +63,17 @@ def recordings(utterances: Sequence[SpeechUtterance], size: int | None = None) -
         utts = sorted(utts, key=lambda u: u.offset)
         info = soundfile.info(str(wav))
         if size is None:
-            out.append(Recording(wav, _segments(utts, 0.0, _ms(info.frames, info.samplerate))))
+            length_ms = samples_to_ms(info.frames, info.samplerate)
+            out.append(Recording(wav, _segments(utts, 0.0, length_ms)))
             continue
         for i in range(0, len(utts), size):
             span = utts[i : i + size]
             start, end = span[0].offset, span[-1].offset + span[-1].duration
             # the span's length as read_audio cuts it: whole samples from round(start * rate)
             frames = round(end * info.samplerate) - round(start * info.samplerate)
-            segments = _segments(span, start, _ms(frames, info.samplerate))
+            segments = _segments(span, start, samples_to_ms(frames, info.samplerate))
             out.append(Recording(wav, segments, start, end - start))
     return out
-
-
-def _ms(frames: int, rate: int) -> float:
-    """The length of ``frames`` samples in ms, computed as the streaming loop computes a
-    source's length (:meth:`FixedMilliseconds.source_length`), to the last bit: the reward
-    refuses a segment that ends past it."""
-    return frames * 1000 / rate
 
 
 def _segments(
