@@ -147,3 +147,10 @@ def test_calibration_recipe_loads_and_asks_for_the_small_pair():
     assert (recipe.data.min_len, recipe.data.max_len, recipe.data.words_per_class) == (3, 8, 6)
     assert recipe.model.lm == "" and recipe.eval.cascade is False
     assert (recipe.data.train, recipe.synthesis.passages) == (4000, 600)
+
+
+def test_longform_recipe_trains_on_passages_and_scores_their_sentences():
+    recipe = load_config(SpeechRecipe, "configs/speech-longform.yaml")
+    assert (recipe.synthesis.passages, recipe.synthesis.rl_items) == (200, "passages")
+    assert recipe.rl.reward.resegment == "mwer" and recipe.rl.reward.kind == "hpo"
+    assert recipe.model.lm == SpeechRecipe().model.lm  # the rest is the demo's recipe
