@@ -20,13 +20,22 @@ from collections.abc import Sequence
 from simulpo.data.speech import SpeechUtterance
 from simulpo.errors import ConfigError
 
-__all__ = ["passages"]
+__all__ = ["passages", "recording_windows"]
 
 
 def passages(utterances: Sequence[SpeechUtterance], size: int) -> list[SpeechUtterance]:
     """Non-overlapping windows of ``size`` consecutive utterances of each recording (in
     time order; a recording's last window may be shorter), each as one utterance."""
-    if size < 1:
+    return [_join(window) for window in recording_windows(utterances, size)]
+
+
+def recording_windows(
+    utterances: Sequence[SpeechUtterance], size: int | None
+) -> list[list[SpeechUtterance]]:
+    """The utterances grouped by recording (first-seen order), each group in time order
+    and cut into non-overlapping windows of ``size`` (a recording's last window may be
+    shorter; None: one window per recording)."""
+    if size is not None and size < 1:
         raise ConfigError(f"a passage holds at least one utterance, got size {size}")
     by_wav: dict = {}
     for u in utterances:
@@ -34,7 +43,8 @@ def passages(utterances: Sequence[SpeechUtterance], size: int) -> list[SpeechUtt
     out = []
     for utts in by_wav.values():
         utts = sorted(utts, key=lambda u: u.offset)
-        out += [_join(utts[i : i + size]) for i in range(0, len(utts), size)]
+        step = size or len(utts)
+        out += [utts[i : i + step] for i in range(0, len(utts), step)]
     return out
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from simulpo.data.audio import read_audio
+from simulpo.data.passages import recording_windows
 from simulpo.data.speech import SpeechUtterance
 from simulpo.errors import ConfigError
 from simulpo.eval.testset import Segment as TextSegment
@@ -51,28 +52,24 @@ def recordings(utterances: Sequence[SpeechUtterance], size: int | None = None) -
     as reference segments (transcripts as their sources), sorted by time. With ``size``:
     passages instead, spans of ``size`` consecutive utterances with the pauses between
     them (a recording's last span may hold fewer), each a shorter stream of sentences."""
+    from functools import cache
+
     import soundfile
 
-    if size is not None and size < 1:
-        raise ConfigError(f"a passage holds at least one utterance, got size {size}")
-    by_wav: dict[Path, list[SpeechUtterance]] = {}
-    for u in utterances:
-        by_wav.setdefault(u.wav, []).append(u)
+    info = cache(lambda wav: soundfile.info(str(wav)))  # one header read per recording
     out = []
-    for wav, utts in by_wav.items():
-        utts = sorted(utts, key=lambda u: u.offset)
-        info = soundfile.info(str(wav))
+    for span in recording_windows(utterances, size):
+        wav = span[0].wav
+        rate = info(wav).samplerate
         if size is None:
-            length_ms = samples_to_ms(info.frames, info.samplerate)
-            out.append(Recording(wav, _segments(utts, 0.0, length_ms)))
+            length_ms = samples_to_ms(info(wav).frames, rate)
+            out.append(Recording(wav, _segments(span, 0.0, length_ms)))
             continue
-        for i in range(0, len(utts), size):
-            span = utts[i : i + size]
-            start, end = span[0].offset, span[-1].offset + span[-1].duration
-            # the span's length as read_audio cuts it: whole samples from round(start * rate)
-            frames = round(end * info.samplerate) - round(start * info.samplerate)
-            segments = _segments(span, start, samples_to_ms(frames, info.samplerate))
-            out.append(Recording(wav, segments, start, end - start))
+        start, end = span[0].offset, span[-1].offset + span[-1].duration
+        # the span's length as read_audio cuts it: whole samples from round(start * rate)
+        frames = round(end * rate) - round(start * rate)
+        segments = _segments(span, start, samples_to_ms(frames, rate))
+        out.append(Recording(wav, segments, start, end - start))
     return out
 
 
