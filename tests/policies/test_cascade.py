@@ -1,3 +1,4 @@
+import pytest
 from speech_fakes import RunTranscriber, speech
 
 from simulpo.policies.cascade import Cascade, ends_sentence, plain_words
@@ -119,3 +120,50 @@ def test_ten_minute_stream_translates_every_word_with_bounded_state(upper):
     # every word is written after its audio ended, and delays never decrease
     assert episode.delays == sorted(episode.delays)
     assert all(d >= end for d, (_, _, end) in zip(episode.delays, script))
+
+
+@pytest.mark.parametrize(
+    ("clock", "expected"),
+    [
+        # By hand: per outer turn, one transcription (100 ms) and, from turn 2 on, one inner
+        # turn of the text policy (300 ms): compute per turn 100, 400, 400, 400, 400 ms.
+        # A is written at 3000 ms, B at 4000, "C D." at 5000.
+        ("cumulative", [3000 + 900, 4000 + 1300, 5000 + 1700, 5000 + 1700]),
+        # ready = max(chunk end, previous ready) + compute: 1100, 2400, 3400, 4400, 5400
+        ("queue", [3400, 4400, 5400, 5400]),
+    ],
+)
+def test_elapsed_times_count_the_recognizer_and_the_text_policy(
+    monkeypatch, upper, clock, expected
+):
+    # The cascade is timed by the loop's one step like every policy: its elapsed times are
+    # the chunk end plus its computation (ASR and the inner text turns), per clock.
+    import types
+
+    from simulpo.stream import loop
+
+    now = [0.0]
+    monkeypatch.setattr(loop, "time", types.SimpleNamespace(perf_counter=lambda: now[0]))
+
+    class SlowTranscriber(RunTranscriber):
+        def __call__(self, audio, prompt=""):
+            now[0] += 0.1
+            return super().__call__(audio, prompt)
+
+    class SlowText(Recorder):
+        def act(self, states):
+            now[0] += 0.3
+            return super().act(states)
+
+    vocab = ["a", "b", "c", "d."]
+    audio = speech(
+        vocab, [("a", 100, 400), ("b", 1100, 1400), ("c", 2100, 2400), ("d.", 3100, 3400)], 5000
+    )
+    fake = SlowTranscriber(vocab)
+    text = SlowText(LocalAgreement(upper))
+    (episode,) = run_stream(
+        [audio], Cascade(fake, text), FixedMilliseconds(1000), progress=False, clock=clock
+    )
+    assert len(fake.calls) == 5 and len(text.turns) == 4  # the premises of the hand count
+    assert episode.delays == [3000, 4000, 5000, 5000]
+    assert episode.elapsed == pytest.approx(expected)

@@ -30,7 +30,7 @@ from typing import Any
 from simulpo.errors import ConfigError
 from simulpo.policies.asr import StreamingASR, Transcriber, normalize_word
 from simulpo.stream.episode import Episode
-from simulpo.stream.loop import Policy, StreamState
+from simulpo.stream.loop import Policy, StreamState, step
 from simulpo.stream.segmenter import Chunk
 
 SENTENCE_END = (".", "?", "!")
@@ -58,11 +58,10 @@ class SentenceState(StreamState):
         return self.finished
 
     def read(self, words: list[str], finished: bool) -> None:
-        """Append one inner turn: the newly committed words of this sentence."""
-        read = sum(len(c) for c in self.source_read) + len(words)
+        """Queue one inner turn: the newly committed words of this sentence (the loop's
+        :func:`~simulpo.stream.loop.step` then reads them as the turn's chunk)."""
+        read = sum(len(c.content) for c in self.episode.chunks) + len(words)
         self.episode.chunks.append(Chunk(words, float(read)))
-        self.source_read.append(words)
-        self.turn = len(self.episode.chunks) - 1
         self.finished = finished
 
 
@@ -102,8 +101,9 @@ class Cascade:
     def act(self, states: Sequence[StreamState]) -> list[str]:
         queues = [self._sentence_turns(s) for s in states]
         pieces: list[list[str]] = [[] for _ in states]
-        # One round = at most one inner turn per episode, all episodes in one batch; a
-        # chunk that ends a sentence and starts the next takes two rounds.
+        # One round = at most one inner turn per episode, all episodes in one batch, stepped
+        # as any text episode is (stream.loop.step); a chunk that ends a sentence and starts
+        # the next takes two rounds. The outer loop times the whole act: ASR and all rounds.
         while any(queues):
             todo = [i for i, q in enumerate(queues) if q]
             inner = []
@@ -112,11 +112,11 @@ class Cascade:
                 sentence = self._sentence(states[i])
                 sentence.read(words, finished)
                 inner.append(sentence)
-            written = self.text_policy.act(inner)
-            for i, sentence, piece in zip(todo, inner, written):
-                sentence.episode.write(piece, sentence.delay)
-                if piece.strip():
-                    pieces[i].append(piece.strip())
+            step(inner, self.text_policy)
+            for i, sentence in zip(todo, inner):
+                piece = sentence.episode.pieces[-1].strip()
+                if piece:
+                    pieces[i].append(piece)
                 if sentence.finished:
                     states[i].memory["sentence"] = None
         return [" ".join(p) for p in pieces]

@@ -91,8 +91,7 @@ def run_stream(
     ``clock`` says how a speech episode's ``elapsed`` is counted (see :data:`CLOCKS`).
     """
     check_unit(unit)
-    if clock not in CLOCKS:
-        raise ValueError(f"unknown clock {clock!r}; use one of {', '.join(CLOCKS)}")
+    Clock(clock)  # an unknown clock fails before any work
     if references is not None and len(references) != len(sources):
         raise ValueError(f"{len(sources)} sources but {len(references)} references")
     refs = references if references is not None else [None] * len(sources)
@@ -104,34 +103,62 @@ def run_stream(
     bar = tqdm(total=len(episodes), desc=desc or policy.name, disable=not progress, unit="seg")
     for start in range(0, len(episodes), batch_size):
         batch = [StreamState(ep) for ep in episodes[start : start + batch_size]]
-        _run_batch(batch, policy, speech and clock, bar)
+        _run_batch(batch, policy, Clock(clock) if speech else None, bar)
     bar.close()
     return episodes
 
 
-def _run_batch(states: list[StreamState], policy: Policy, clock: str | bool, bar: tqdm) -> None:
-    """``clock``: a speech clock of :data:`CLOCKS`, or False for text (elapsed 0)."""
+class Clock:
+    """The wall clock of a batch of speech episodes (one of :data:`CLOCKS`): the ``elapsed``
+    time of each turn's piece, from the computation time each episode has paid so far."""
+
+    def __init__(self, kind: str) -> None:
+        if kind not in CLOCKS:
+            raise ValueError(f"unknown clock {kind!r}; use one of {', '.join(CLOCKS)}")
+        self.kind = kind
+        self._compute_ms: dict[int, float] = {}  # cumulative: all compute so far
+        self._ready_ms: dict[int, float] = {}  # queue: when the previous turn's output was out
+
+    def elapsed(self, state: StreamState, compute_ms: float) -> float:
+        """The elapsed time of ``state``'s piece written this turn after ``compute_ms``."""
+        key = id(state)
+        if self.kind == "queue":
+            ready = max(state.delay, self._ready_ms.get(key, 0.0)) + compute_ms
+            self._ready_ms[key] = ready
+            return ready
+        self._compute_ms[key] = self._compute_ms.get(key, 0.0) + compute_ms
+        return state.delay + self._compute_ms[key]
+
+
+def step(states: Sequence[StreamState], policy: Policy, clock: Clock | None = None) -> None:
+    """One turn of every state, in lockstep: read its next chunk, let ``policy`` write one
+    piece each, and record every piece with its delay and elapsed time.
+
+    The one turn of simulpo: :func:`run_stream` calls it, and so does a policy that runs a
+    policy of its own on sub-episodes (the cascade's sentences). The batch's computation
+    time is split evenly: each episode pays its share. ``clock`` None: text sources, whose
+    elapsed times are 0 as in SimulEval.
+    """
+    for s in states:
+        s.source_read.append(s.new_chunk)
+    tic = time.perf_counter()
+    pieces = policy.act(states)
+    share = (time.perf_counter() - tic) * 1000 / max(len(states), 1)
+    if len(pieces) != len(states):
+        raise RuntimeError(
+            f"policy {policy.name} returned {len(pieces)} pieces for {len(states)} states"
+        )
+    for s, piece in zip(states, pieces):
+        elapsed = clock.elapsed(s, share) if clock is not None else 0.0
+        s.episode.write(piece, s.delay, elapsed)
+        s.turn += 1
+
+
+def _run_batch(states: list[StreamState], policy: Policy, clock: Clock | None, bar: tqdm) -> None:
     live = [s for s in states if s.episode.chunks]
     bar.update(len(states) - len(live))  # empty sources: nothing to read, nothing written
-    compute_ms = {id(s): 0.0 for s in live}  # cumulative: all compute so far
-    ready_ms = {id(s): 0.0 for s in live}  # queue: when the previous turn's output was out
     while live:
-        for s in live:
-            s.source_read.append(s.new_chunk)
-        tic = time.perf_counter()
-        pieces = policy.act(live)
-        # Shared batch time is split evenly: each episode pays its share of computation.
-        share = (time.perf_counter() - tic) * 1000 / len(live)
-        if len(pieces) != len(live):
-            raise RuntimeError(f"policy {policy.name} returned {len(pieces)} pieces for {len(live)} states")
-        for s, piece in zip(live, pieces):
-            compute_ms[id(s)] += share
-            if clock == "queue":
-                elapsed = ready_ms[id(s)] = max(s.delay, ready_ms[id(s)]) + share
-            else:
-                elapsed = s.delay + compute_ms[id(s)] if clock else 0.0
-            s.episode.write(piece, s.delay, elapsed)
-            s.turn += 1
+        step(live, policy, clock)
         done = [s for s in live if s.turn == len(s.episode.chunks)]
         bar.update(len(done))
         live = [s for s in live if s.turn < len(s.episode.chunks)]
@@ -142,4 +169,4 @@ def source_words(state: StreamState) -> list[str]:
     return [w for chunk in state.source_read for w in chunk]
 
 
-__all__ = ["CLOCKS", "Policy", "StreamState", "run_stream", "source_words"]
+__all__ = ["CLOCKS", "Clock", "Policy", "StreamState", "run_stream", "source_words", "step"]
