@@ -44,8 +44,11 @@ if [ "$with_tests" -eq 1 ]; then
   # trl: the adapter's tests run TRL's GRPOTrainer (it adds datasets/pandas/pyarrow, not torch)
   "${pip[@]}" -e ".[test,trl,asr]"
   # SimulEval is the reference our scorers are tested against; --no-deps keeps its
-  # tqdm==4.64.1 pin out of the environment. textgrid is the one import it needs beyond ours.
+  # tqdm==4.64.1 pin out of the environment. textgrid is the one import its scorers need beyond
+  # ours; requests and tornado let its command (simuleval --score-only) start, which
+  # benchmarks/score.py times against simulpo score.
   "${pip[@]}" --no-deps "simuleval==1.1.4" "textgrid>=1.5,<2"
+  "${pip[@]}" "requests>=2.31,<3" "tornado>=6.3,<7"
   # The long-form references (tests only, never imported by simulpo): OmniSTEval (LongYAAL),
   # and simulstream's stream_laal scorer with the aligner it calls, mweralign (GPL-3.0).
   # simulstream's own dependencies (torch, librosa, ...) are not needed by its scorers.

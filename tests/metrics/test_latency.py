@@ -139,8 +139,11 @@ def test_computation_aware_scores_use_elapsed():
     assert scores["StartOffset_CA"] == 500
     assert scores["EndOffset_CA"] == 300
     assert scores["AP_CA"] == pytest.approx(2400 / 3000)
+    assert scores["NumChunks_CA"] == 3  # one chunk per delay
+    assert scores["RTF"] == 1.0 and scores["RTF_CA"] == 1.3  # last time / source length
     assert set(scores) == {
-        f"{m}{s}" for m in ("AL", "LAAL", "DAL", "AP", "ATD", "StartOffset", "EndOffset")
+        f"{m}{s}"
+        for m in ("AL", "LAAL", "DAL", "AP", "ATD", "StartOffset", "EndOffset", "NumChunks", "RTF")
         for s in ("", "_CA")
     }
 

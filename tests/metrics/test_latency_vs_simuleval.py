@@ -24,7 +24,7 @@ from simulpo.metrics.scores import reference_length, score_instances
 # SimulEval logs skipped instances with the deprecated logger.warn
 pytestmark = pytest.mark.filterwarnings("ignore:The 'warn' method is deprecated")
 
-METRICS = ("AL", "LAAL", "DAL", "AP", "ATD", "StartOffset", "EndOffset")
+METRICS = ("AL", "LAAL", "DAL", "AP", "ATD", "StartOffset", "EndOffset", "NumChunks", "RTF")
 
 
 def simuleval_scores(ref, instances, *, computation_aware=False, use_ref_len=True, atd_on=None):
@@ -71,7 +71,7 @@ def test_text_log_char_unit_matches_simuleval(simuleval_ref, logs):
     )
     assert ours(records, "char", elapsed=False) == expected
     # and through the records-level API, which counts reference characters itself
-    got = score_instances(records, target_lang="zh", source_type="text")
+    got = score_instances(records, target_lang="zh", source_type="text", latency_metrics=METRICS)
     assert {k: got[k] for k in expected} == expected
 
 

@@ -60,3 +60,33 @@ def test_bleu_matches_simuleval_scorer(simuleval_ref, logs):
     got = corpus_bleu([r["prediction"] for r in records], [r["reference"] for r in records])
     assert got == expected
     assert 0 < got < 100
+
+
+def test_parallel_statistics_give_sacrebleus_corpus_score(monkeypatch):
+    # chunks scored in forked workers, their integer statistics summed: exactly sacrebleu's
+    import random
+
+    from sacrebleu.metrics import BLEU, CHRF
+
+    from simulpo.metrics import quality
+
+    rng = random.Random(3)
+    words = ["der", "Hund", "läuft", ".", ",", "schnell", "im", "Park", "好", "42"]
+    hyps = [" ".join(rng.choice(words) for _ in range(rng.randint(0, 12))) for _ in range(300)]
+    refs = [" ".join(rng.choice(words) for _ in range(rng.randint(1, 12))) for _ in range(300)]
+    expected = [
+        BLEU().corpus_score(hyps, [refs]).score,
+        CHRF().corpus_score(hyps, [refs]).score,
+        BLEU(tokenize="zh").corpus_score(hyps, [refs]).score,
+    ]
+    monkeypatch.setattr(quality, "PARALLEL_MIN_SENTENCES", 20)
+    monkeypatch.setattr(quality, "_cores", lambda: 3)
+    monkeypatch.setattr(quality, "_fork_is_safe", lambda: True)
+
+    def no_whole_corpus(*args, **kwargs):
+        raise AssertionError("scored in one process")
+
+    monkeypatch.setattr(BLEU, "corpus_score", no_whole_corpus)
+    monkeypatch.setattr(CHRF, "corpus_score", no_whole_corpus)
+    got = [corpus_bleu(hyps, refs), corpus_chrf(hyps, refs), corpus_bleu(hyps, refs, target_lang="zh")]
+    assert got == expected

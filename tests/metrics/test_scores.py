@@ -14,14 +14,16 @@ from simulpo.metrics.scores import (
     reference_length,
     score_instances,
     score_path,
+    select_metrics,
 )
 from simulpo.stream.instance_log import write_instances
 
 # SimulEval logs skipped instances with the deprecated logger.warn
 pytestmark = pytest.mark.filterwarnings("ignore:The 'warn' method is deprecated")
 
-BASE_KEYS = ["BLEU", "chrF", "AL", "LAAL", "DAL", "AP", "ATD", "StartOffset", "EndOffset"]
-CA_KEYS = [k + "_CA" for k in BASE_KEYS[2:]]
+# SimulEval 1.1.4's default report (BLEU; LAAL AL AP DAL ATD) plus StartOffset, EndOffset
+BASE_KEYS = ["BLEU", "LAAL", "AL", "AP", "DAL", "ATD", "StartOffset", "EndOffset"]
+CA_KEYS = [k + "_CA" for k in BASE_KEYS[1:]]
 
 
 def test_reference_length_counts_like_simuleval():
@@ -47,7 +49,7 @@ def test_speech_log_matches_simuleval_end_to_end(simuleval_ref, logs):
     assert list(scores) == BASE_KEYS + CA_KEYS
     expected = {"BLEU": simuleval_ref.quality.SacreBLEUScorer()(
         logs.log_instances(simuleval_ref, records))}
-    for name in BASE_KEYS[2:]:
+    for name in BASE_KEYS[1:]:
         for ca in (False, True):
             scorer = simuleval_ref.latency.LATENCY_SCORERS_DICT[name](computation_aware=ca)
             expected[name + ("_CA" if ca else "")] = scorer(
@@ -120,3 +122,32 @@ def test_format_scores_table():
     assert len(ends) == 1
     plain = format_scores_table({"BLEU": 1.0, "AL": 2.0})
     assert plain.splitlines()[0].split() == ["metric", "value"]
+
+
+def test_metric_selection_by_simuleval_names(logs):
+    records = logs.speech(26, n=40)
+    picked = score_instances(
+        records, quality_metrics=["chrf", "BLEU"], latency_metrics=["al", "RTF", "AL"],
+        computation_aware=False,
+    )
+    assert list(picked) == ["chrF", "BLEU", "AL", "RTF"]  # SimulEval's spelling, asked order
+    full = score_instances(records, quality_metrics=["BLEU", "chrF"], computation_aware=False)
+    assert picked["AL"] == full["AL"] and picked["chrF"] == full["chrF"]
+    assert list(score_instances(records, quality_metrics=[], latency_metrics=["DAL"],
+                                computation_aware=True)) == ["DAL", "DAL_CA"]
+
+
+@pytest.mark.parametrize("kind, name, message", [
+    ("latency", "XYZ", "unknown latency metric 'XYZ'; the latency metrics for text are AL, "),
+    ("quality", "WER", "SimulEval's WER scores speech output"),
+    ("latency", "DiscontinuitySum", "SimulEval's DiscontinuitySum scores speech output"),
+    ("latency", "AL_SpeechAlign_BOW", "scores speech output"),
+])
+def test_unknown_or_speech_output_metrics_are_refused(kind, name, message):
+    with pytest.raises(SimulpoError, match=message.replace("(", r"\(")):
+        select_metrics([name], kind)
+
+
+def test_bad_metric_fails_before_the_log_is_read(tmp_path):
+    with pytest.raises(SimulpoError, match="unknown quality metric"):
+        score_path(tmp_path / "missing.log", quality_metrics=["BLUE"])

@@ -8,7 +8,14 @@ import os
 import pytest
 
 from simulpo.errors import InputError, SimulpoError
-from simulpo.stream.instance_log import read_instances, write_instances
+from simulpo.stream.instance_log import (
+    InvalidRecord,
+    _all_fine,
+    check_record,
+    first_invalid,
+    read_instances,
+    write_instances,
+)
 
 
 def record(**changes):
@@ -171,3 +178,56 @@ def test_unknown_unit(tmp_path):
     path = write_lines(tmp_path / "i.log", json.dumps(record()))
     with pytest.raises(SimulpoError, match="unknown latency unit"):
         read_instances(path, latency_unit="spm")
+
+
+def _slow_first_invalid(records, unit):
+    for i, r in enumerate(records):
+        try:
+            check_record(r, unit)
+        except InvalidRecord as err:
+            return i, str(err)
+    return None
+
+
+MUTATIONS = [
+    lambda r: r.update(delays=r["delays"][::-1]) if len(set(r["delays"])) > 1 else None,
+    lambda r: r.update(delays=[x - 100 for x in r["delays"]]),
+    lambda r: r.update(delays=r["delays"] + [99]),
+    lambda r: r.update(delays=[True] * len(r["delays"])),
+    lambda r: r.update(elapsed=r["elapsed"][:-1]),
+    lambda r: r.update(elapsed=None),
+    lambda r: r.update(elapsed=[]),
+    lambda r: r.update(source_length=0.0),
+    lambda r: r.update(source_length=10**400),
+    lambda r: r.update(reference=None),
+    lambda r: r.update(prediction="", delays=[], elapsed=[]),
+    lambda r: r.update(prediction=" ".join(["x"] * len(r["delays"]))),  # still valid
+    lambda r: r.update(delays=[float(x) for x in r["delays"]]),  # still valid
+]
+
+
+@pytest.mark.parametrize("unit", ["word", "char"])
+def test_bulk_check_agrees_with_record_by_record(unit):
+    # the fast whole-log test must refuse exactly what check_record refuses, first one first
+    import random
+
+    rng = random.Random(5)
+    for trial in range(300):
+        records = []
+        for _ in range(rng.randint(1, 6)):
+            n = rng.randint(0, 5)
+            prediction = ("" if unit == "char" else " ").join(
+                rng.choice(["ab", "c", "好"]) if unit == "word" else rng.choice("ab好")
+                for _ in range(n)
+            )
+            if unit == "char":
+                n = len(prediction)
+            delays = sorted(rng.randint(0, 9) for _ in range(n))  # may be below the last record's
+            records.append(record(prediction=prediction, delays=delays, elapsed=[1.5] * n,
+                                  reference=rng.choice(["x y", "好"]), source_length=9))
+        for _ in range(rng.randint(0, 2)):
+            rng.choice(MUTATIONS)(rng.choice(records))
+        expected = _slow_first_invalid(records, unit)
+        assert first_invalid(records, unit) == expected, trial
+        if expected is None:  # and a valid log takes the fast path
+            assert _all_fine(records, unit, True), trial

@@ -8,7 +8,7 @@ from pathlib import Path
 from simulpo.eval.report import Row
 from simulpo.eval.testset import Segment
 from simulpo.io import atomic_write_json
-from simulpo.metrics.scores import score_instances
+from simulpo.metrics.scores import EVAL_QUALITY_METRICS, score_instances
 from simulpo.stream.instance_log import write_instances
 from simulpo.stream.loop import Policy, run_stream
 from simulpo.stream.segmenter import FixedWords
@@ -41,6 +41,8 @@ def evaluate(
     )
     records = [ep.to_instance() for ep in episodes]
     write_instances(out_dir / "instances.log", records)
-    scores = score_instances(records, latency_unit=unit, target_lang=target_lang)
+    scores = score_instances(
+        records, latency_unit=unit, target_lang=target_lang, quality_metrics=EVAL_QUALITY_METRICS
+    )
     atomic_write_json(out_dir / "scores.json", scores)
     return {"name": policy.name, "dataset": dataset, "segments": len(segments), **scores}

@@ -34,7 +34,7 @@ from simulpo.errors import InputError, SimulpoError
 from simulpo.eval.report import Row
 from simulpo.io import atomic_write_json, atomic_write_text
 from simulpo.metrics.longform import read_segments, score_longform_files
-from simulpo.metrics.scores import score_instances
+from simulpo.metrics.scores import EVAL_QUALITY_METRICS, score_instances
 from simulpo.policies.asr import normalize_word
 from simulpo.stream.episode import Episode
 from simulpo.stream.instance_log import write_instances
@@ -94,7 +94,8 @@ def evaluate_utterances(
         records.append(record)
     write_instances(out_dir / "instances.log", records)
     scores = score_instances(
-        records, latency_unit=unit, target_lang=target_lang, source_type="speech"
+        records, latency_unit=unit, target_lang=target_lang, source_type="speech",
+        quality_metrics=EVAL_QUALITY_METRICS,
     )
     scores.update(_wer(records))
     atomic_write_json(out_dir / "scores.json", scores)

@@ -43,12 +43,16 @@ __all__ = [
     "end_offset",
     "latency_scores",
     "length_adaptive_average_lagging",
+    "num_chunks",
     "pad",
+    "real_time_factor",
     "start_offset",
 ]
 
-#: the order SimulEval users are used to, and the keys of :func:`latency_scores`.
-LATENCY_METRICS = ("AL", "LAAL", "DAL", "AP", "ATD", "StartOffset", "EndOffset")
+#: the metrics :func:`latency_scores` computes, by SimulEval's names.
+LATENCY_METRICS = (
+    "AL", "LAAL", "DAL", "AP", "ATD", "StartOffset", "EndOffset", "NumChunks", "RTF"
+)
 #: suffix of the computation-aware keys, as SimulEval names them (``AL_CA``).
 CA_SUFFIX = "_CA"
 SOURCE_TYPES = ("text", "speech")
@@ -329,6 +333,22 @@ def end_offset(
     return np.where(d.lengths > 0, d.last() - src, np.nan)
 
 
+def num_chunks(delays: Padded | Ragged | np.ndarray) -> np.ndarray:
+    """NumChunks: SimulEval counts one chunk per delay, so for text ``|Y*|`` (NaN if skipped)."""
+    d = pad(delays)
+    return np.where(d.lengths > 0, d.lengths.astype(np.float64), np.nan)
+
+
+def real_time_factor(
+    delays: Padded | Ragged | np.ndarray, source_lengths: Sequence[float] | np.ndarray
+) -> np.ndarray:
+    """RTF: the last unit's delay over the source length, ``d_|Y*| / |X|`` (NaN if skipped)."""
+    d = pad(delays)
+    src = _per_instance(source_lengths, d.n, "source_lengths")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(d.lengths > 0, d.last() / src, np.nan)
+
+
 def average_token_delay(
     delays: Padded | Ragged | np.ndarray,
     *,
@@ -552,6 +572,10 @@ def latency_scores(
             return average_token_delay(d, elapsed=ca_elapsed, source_type=source_type)
         if name == "StartOffset":
             return start_offset(times)
+        if name == "NumChunks":
+            return num_chunks(times)
+        if name == "RTF":
+            return real_time_factor(times, src)
         return end_offset(times, src)
 
     scores = {m: corpus_mean(per_instance(m, d, None)) for m in metrics}

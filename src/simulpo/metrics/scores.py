@@ -1,9 +1,12 @@
 """Score a set of instances (an ``instances.log``): quality and latency in one dict.
 
-The keys are SimulEval's: ``BLEU``, ``chrF``, ``AL``, ``LAAL``, ``DAL``, ``AP``, ``ATD``,
-``StartOffset``, ``EndOffset``, and ``<metric>_CA`` for the computation-aware variants
-when the log has wall-clock ``elapsed`` times. Values are full-precision floats (SimulEval
-rounds to 3 decimals only when printing).
+Metrics are picked by SimulEval's names (its ``--quality-metrics`` / ``--latency-metrics``):
+quality ``BLEU``, ``chrF``; latency ``AL``, ``LAAL``, ``DAL``, ``AP``, ``ATD``,
+``StartOffset``, ``EndOffset``, ``NumChunks``, ``RTF``; and ``<metric>_CA`` for the
+computation-aware variants when the log has wall-clock ``elapsed`` times. The default is
+what SimulEval 1.1.4 reports (BLEU; LAAL, AL, AP, DAL, ATD) plus StartOffset and EndOffset;
+chrF only when asked for. Values are full-precision floats (SimulEval rounds to 3 decimals
+only when printing).
 """
 
 from __future__ import annotations
@@ -19,22 +22,62 @@ from typing import Any
 import numpy as np
 
 from simulpo.errors import SimulpoError
-from simulpo.metrics.latency import CA_SUFFIX, latency_scores, pad
+from simulpo.metrics.latency import CA_SUFFIX, LATENCY_METRICS, latency_scores, pad
 from simulpo.metrics.quality import corpus_bleu, corpus_chrf
-from simulpo.stream.instance_log import InvalidRecord, check_record, log_path, read_instances
+from simulpo.stream.instance_log import first_invalid, log_path, read_instances
 from simulpo.stream.units import check_unit, default_unit
 
 __all__ = [
+    "DEFAULT_LATENCY_METRICS",
+    "DEFAULT_QUALITY_METRICS",
+    "EVAL_QUALITY_METRICS",
     "QUALITY_METRICS",
+    "SIMULEVAL_LATENCY_METRICS",
     "detect_source_type",
     "format_scores_table",
     "reference_length",
     "score_instances",
     "score_path",
+    "select_metrics",
 ]
 
 QUALITY_METRICS = ("BLEU", "chrF")
+#: SimulEval 1.1.4's defaults: ``--quality-metrics BLEU --latency-metrics LAAL AL AP DAL ATD``
+SIMULEVAL_QUALITY_METRICS = ("BLEU",)
+SIMULEVAL_LATENCY_METRICS = ("LAAL", "AL", "AP", "DAL", "ATD")
+DEFAULT_QUALITY_METRICS = SIMULEVAL_QUALITY_METRICS
+DEFAULT_LATENCY_METRICS = SIMULEVAL_LATENCY_METRICS + ("StartOffset", "EndOffset")
+#: what ``simulpo eval`` reports (its tables and plots compare chrF too)
+EVAL_QUALITY_METRICS = ("BLEU", "chrF")
+#: SimulEval metrics for speech output or that need an ASR model: not for text output
+_NOT_FOR_TEXT = ("WER", "ASR_BLEU", "WHISPER_ASR_BLEU", "DiscontinuitySum",
+                 "DiscontinuityAve", "DiscontinuityNum", "_SpeechAlign_")
 SCORES_NAME = "scores.json"
+
+
+def select_metrics(names: Sequence[str] | None, kind: str) -> tuple[str, ...]:
+    """The metrics ``names`` asks for, spelled as SimulEval spells them, in the given order.
+
+    ``kind`` is 'quality' or 'latency'; None gives the default. Names match regardless
+    of case; a duplicate counts once; an unknown one is a one-line error listing the
+    known ones.
+    """
+    known = QUALITY_METRICS if kind == "quality" else LATENCY_METRICS
+    if names is None:
+        return DEFAULT_QUALITY_METRICS if kind == "quality" else DEFAULT_LATENCY_METRICS
+    by_lower = {k.lower(): k for k in known}
+    out: list[str] = []
+    for name in names:
+        canonical = by_lower.get(str(name).strip().lower())
+        if canonical is None:
+            if any(n.lower() in str(name).lower() for n in _NOT_FOR_TEXT):
+                why = f"SimulEval's {name} scores speech output (or needs an ASR model)"
+            else:
+                why = f"unknown {kind} metric {name!r}"
+            raise SimulpoError(f"{why}; the {kind} metrics for text are {', '.join(known)}")
+        if canonical not in out:
+            out.append(canonical)
+    return tuple(out)
 
 
 def reference_length(reference: str, latency_unit: str) -> int:
@@ -86,9 +129,13 @@ def score_instances(
     *,
     source_type: str = "auto",
     use_ref_len: bool = True,
+    quality_metrics: Sequence[str] | None = None,
+    latency_metrics: Sequence[str] | None = None,
 ) -> dict[str, float]:
-    """BLEU, chrF and every latency metric of ``records`` (``instances.log`` dicts).
+    """The quality and latency scores of ``records`` (``instances.log`` dicts).
 
+    ``quality_metrics`` / ``latency_metrics``: SimulEval's names (see
+    :func:`select_metrics`); None for the defaults, an empty list for none.
     ``latency_unit`` defaults to 'char' for zh/ja targets and 'word' otherwise.
     ``computation_aware``: 'auto' adds the ``*_CA`` keys when some instance has a
     non-zero ``elapsed`` time; True/False force it. ``source_type`` ('text', 'speech' or
@@ -101,37 +148,61 @@ def score_instances(
     records = list(records)
     if not records:
         raise SimulpoError("there are no instances to score")
-    for i, r in enumerate(records):
-        try:
-            check_record(r, unit, require_reference=True)
-        except InvalidRecord as err:
-            index = r.get("index", i) if isinstance(r, Mapping) else i
-            raise SimulpoError(f"instance {index}: {err}") from None
+    problem = first_invalid(records, unit, require_reference=True)
+    if problem is not None:
+        i, why = problem
+        r = records[i]
+        index = r.get("index", i) if isinstance(r, Mapping) else i
+        raise SimulpoError(f"instance {index}: {why}")
+    return _score_checked(
+        records, unit, target_lang, computation_aware, source_type=source_type,
+        use_ref_len=use_ref_len, quality_metrics=quality_metrics,
+        latency_metrics=latency_metrics,
+    )
+
+
+def _score_checked(
+    records: Sequence[Mapping[str, Any]],
+    unit: str,
+    target_lang: str | None,
+    computation_aware: bool | str,
+    *,
+    source_type: str,
+    use_ref_len: bool,
+    quality_metrics: Sequence[str] | None,
+    latency_metrics: Sequence[str] | None,
+) -> dict[str, float]:
+    """:func:`score_instances` on records already checked (:func:`first_invalid`)."""
+    quality = select_metrics(quality_metrics, "quality")
+    latency = select_metrics(latency_metrics, "latency")
     if source_type == "auto":
         source_type = detect_source_type(records)
+    use_elapsed = _use_elapsed(records, computation_aware)
 
-    predictions = [r["prediction"] for r in records]
-    references = [r["reference"] for r in records]
-    scores: dict[str, float] = {
-        "BLEU": corpus_bleu(predictions, references, target_lang=target_lang),
-        "chrF": corpus_chrf(predictions, references),
-    }
-
-    delays = pad([r["delays"] for r in records])
-    source_lengths = np.array([r["source_length"] for r in records], dtype=np.float64)
-    target_lengths = (
-        np.array([reference_length(ref, unit) for ref in references], dtype=np.float64)
-        if use_ref_len
-        else None
-    )
-    elapsed = None
-    if _use_elapsed(records, computation_aware):
-        elapsed = pad([r.get("elapsed") or [] for r in records])
-    scores.update(
-        latency_scores(
-            delays, source_lengths, target_lengths, elapsed=elapsed, source_type=source_type
+    scores: dict[str, float] = {}
+    if quality:
+        predictions = [r["prediction"] for r in records]
+        references = [r["reference"] for r in records]
+        for name in quality:
+            if name == "BLEU":
+                scores[name] = corpus_bleu(predictions, references, target_lang=target_lang)
+            else:
+                scores[name] = corpus_chrf(predictions, references)
+    if latency:
+        delays = pad([r["delays"] for r in records])
+        source_lengths = np.array([r["source_length"] for r in records], dtype=np.float64)
+        target_lengths = (
+            np.array([reference_length(r["reference"], unit) for r in records], np.float64)
+            if use_ref_len
+            else None
         )
-    )
+        elapsed = pad([r.get("elapsed") or [] for r in records]) if use_elapsed else None
+        scores.update(
+            latency_scores(
+                delays, source_lengths, target_lengths, elapsed=elapsed,
+                source_type=source_type, metrics=latency,
+            )
+        )
     return {k: float(v) for k, v in scores.items()}
 
 
@@ -170,18 +241,25 @@ def score_path(
     *,
     computation_aware: bool | str = "auto",
     source_type: str = "auto",
+    use_ref_len: bool = True,
+    quality_metrics: Sequence[str] | None = None,
+    latency_metrics: Sequence[str] | None = None,
 ) -> dict[str, float]:
     """Score an ``instances.log`` (or its directory) and write ``scores.json``.
 
     The scores go next to the log, or to ``output`` (a file, or a directory to put
     ``scores.json`` in); the dict is returned. NaN (no instance had any delay) is written
-    as ``null``.
+    as ``null``. The log is checked once, as it is read (errors name its file and line).
     """
     unit = check_unit(latency_unit or default_unit(target_lang))
+    select_metrics(quality_metrics, "quality")  # a bad name fails before the log is read
+    select_metrics(latency_metrics, "latency")
     file = log_path(path)
     records = read_instances(file, latency_unit=unit)
-    scores = score_instances(
-        records, unit, target_lang, computation_aware, source_type=source_type
+    scores = _score_checked(
+        records, unit, target_lang, computation_aware, source_type=source_type,
+        use_ref_len=use_ref_len, quality_metrics=quality_metrics,
+        latency_metrics=latency_metrics,
     )
     if output is None:
         target = file.parent / SCORES_NAME

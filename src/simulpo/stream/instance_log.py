@@ -7,18 +7,23 @@ allowed and kept as they are.
 
 :func:`read_instances` checks every line before anything is scored and names the file and
 line of the first problem, because a latency score computed from a broken log is wrong
-without any sign of it. The number of delays must equal the number of target units of
+without any sign of it. The check is one pass: :func:`first_invalid` tests the whole log
+with a few array operations, and only a log that fails them is walked record by record
+(:func:`check_record`) for the message. The number of delays must equal the number of target units of
 the prediction, counted as SimulEval counts them: ``prediction.split()`` for words, the
 characters other than spaces for characters.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from simulpo.errors import InputError, SimulpoError
 from simulpo.io import atomic_write_text, read_lines
@@ -29,6 +34,7 @@ __all__ = [
     "REQUIRED_FIELDS",
     "InvalidRecord",
     "check_record",
+    "first_invalid",
     "log_path",
     "read_instances",
     "write_instances",
@@ -139,6 +145,98 @@ def check_record(
             raise InvalidRecord("'reference' is empty, so AL's reference length would be 0")
 
 
+_NUMBER_TYPES = {int, float}
+
+
+def _all_fine(
+    records: Sequence[Any], latency_unit: str, require_reference: bool
+) -> bool:
+    """True when every record surely passes :func:`check_record`, tested in bulk."""
+    if any(type(r) is not dict for r in records):
+        return False
+    if not all(k in r for r in records for k in REQUIRED_FIELDS):
+        return False
+    predictions = [r["prediction"] for r in records]
+    delays = [r["delays"] for r in records]
+    sources = [r["source_length"] for r in records]
+    if {type(p) for p in predictions} != {str} or {type(d) for d in delays} != {list}:
+        return False
+    if not {type(x) for x in sources} <= _NUMBER_TYPES:
+        return False
+    lengths = np.fromiter(map(len, delays), np.int64, count=len(delays))
+    if latency_unit == "word":
+        units = [len(p.split()) for p in predictions]
+    else:
+        units = [len(p) - p.count(" ") for p in predictions]
+    if not np.array_equal(lengths, np.array(units, np.int64)):
+        return False
+    if not _times_fine(delays, lengths, monotone=True):
+        return False
+    try:
+        src = np.array(sources, np.float64)
+    except OverflowError:
+        return False
+    if not (np.isfinite(src).all() and (src > 0).all()):
+        return False
+    elapsed = [(r["elapsed"], n) for r, n in zip(records, lengths.tolist())
+               if r.get("elapsed") is not None]
+    if elapsed:
+        if {type(e) for e, _ in elapsed} != {list}:
+            return False
+        if any(e and len(e) != n for e, n in elapsed):
+            return False
+        values = [e for e, _ in elapsed]
+        if not _times_fine(values, np.fromiter(map(len, values), np.int64), monotone=False):
+            return False
+    if require_reference:
+        references = [r.get("reference") for r in records]
+        if {type(x) for x in references} != {str}:
+            return False
+        if latency_unit == "char" and any(
+            n and not ref.strip() for ref, n in zip(references, lengths.tolist())
+        ):
+            return False
+    return True
+
+
+def _times_fine(values: list[list], lengths: np.ndarray, *, monotone: bool) -> bool:
+    flat = list(itertools.chain.from_iterable(values))
+    if not {type(x) for x in flat} <= _NUMBER_TYPES:
+        return False
+    try:
+        arr = np.array(flat, np.float64)
+    except OverflowError:
+        return False
+    if not (np.isfinite(arr).all() and (arr >= 0).all()):
+        return False
+    if monotone and arr.size > 1:
+        steps = np.diff(arr) >= 0
+        starts = np.cumsum(lengths)[:-1]  # where a new record's values begin
+        starts = starts[(starts > 0) & (starts < arr.size)]
+        steps[starts - 1] = True  # a record may start below the last one's end
+        return bool(steps.all())
+    return True
+
+
+def first_invalid(
+    records: Sequence[Any], latency_unit: str = "word", *, require_reference: bool = True
+) -> tuple[int, str] | None:
+    """The index of the first record :func:`check_record` refuses and why, or None.
+
+    A log that passes the bulk test (the common case) is checked in a few array
+    operations; only one that fails it is walked record by record.
+    """
+    check_unit(latency_unit)
+    if records and _all_fine(records, latency_unit, require_reference):
+        return None
+    for i, record in enumerate(records):
+        try:
+            check_record(record, latency_unit, require_reference=require_reference)
+        except InvalidRecord as err:
+            return i, str(err)
+    return None
+
+
 def read_instances(
     path: str | Path, *, latency_unit: str = "word", require_reference: bool = True
 ) -> list[dict[str, Any]]:
@@ -157,21 +255,21 @@ def read_instances(
         raise InputError(
             where, f"no {LOG_NAME} in this directory" if where.is_dir() else "no such file"
         )
-    records = []
+    records, numbers = [], []
+    loads = json.loads
     for number, text in enumerate(read_lines(file), start=1):
-        if not text.strip():
+        if not text or text.isspace():
             continue
         try:
-            record = json.loads(text)
+            records.append(loads(text))
         except json.JSONDecodeError as err:
             raise InputError(file, f"malformed JSON: {err.msg} (column {err.colno})", number)
-        try:
-            check_record(record, latency_unit, require_reference=require_reference)
-        except InvalidRecord as err:
-            raise InputError(file, str(err), number) from None
-        records.append(record)
+        numbers.append(number)
     if not records:
         raise InputError(file, "the file is empty: there are no instances to read")
+    problem = first_invalid(records, latency_unit, require_reference=require_reference)
+    if problem is not None:
+        raise InputError(file, problem[1], numbers[problem[0]])
     return records
 
 
