@@ -7,6 +7,8 @@ never silently trains with a default.
 
 from __future__ import annotations
 
+import argparse
+import copy
 import dataclasses
 import re
 import types
@@ -122,3 +124,95 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequenc
         return from_dict(cls, data)
     except ConfigError as e:
         raise ConfigError(f"{path or 'config'}: {e}") from None
+
+
+# ------------------------------------------------------------------------------ help and the CLI
+
+
+def option(default: Any, help: str) -> Any:
+    """A config field with its one-line ``help`` (``simulpo CMD --help`` shows it).
+
+    A class or function ``default`` (a nested config section, a factory) and mutable
+    defaults (lists, dicts) become a ``default_factory``, so every instance has its own.
+    """
+    metadata = {"help": help}
+    if isinstance(default, (type, types.FunctionType)):
+        return dataclasses.field(default_factory=default, metadata=metadata)
+    if isinstance(default, (list, dict, set)):
+        value = default
+        return dataclasses.field(default_factory=lambda: copy.deepcopy(value), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def config_fields(cls: type, instance: Any = None, prefix: str = "") -> list[tuple[str, Any, str, Any]]:
+    """Every leaf field of the (nested) config ``cls`` as ``(dotted.key, type hint, help,
+    default)``, defaults from ``instance`` (default ``cls()``), sections in field order."""
+    instance = cls() if instance is None else instance
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        value = getattr(instance, f.name)
+        if dataclasses.is_dataclass(hints[f.name]):
+            out += config_fields(hints[f.name], value, f"{prefix}{f.name}.")
+        else:
+            out.append((f"{prefix}{f.name}", hints[f.name], f.metadata.get("help", ""), value))
+    return out
+
+
+#: the argparse ``dest`` prefix of the options :func:`add_config_arguments` adds
+_DEST = "config:"
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, *classes: type, title: str) -> None:
+    """One ``--section.key VALUE`` option per leaf field of the config ``classes`` (the
+    first class's help and default win where two share a key), in an argument group
+    ``title``. Values are read as YAML and applied after ``--config`` and ``--set``, with
+    the same checks (see :func:`config_overrides`)."""
+    # the usage line names the plain options; the config ones would fill a page
+    usage = parser.format_usage().removeprefix("usage: ").strip()
+    parser.usage = usage.replace("%", "%%") + " [--KEY VALUE ...]"
+    group = parser.add_argument_group(title)
+    seen: set[str] = set()
+    for cls in classes:
+        for key, hint, help, default in config_fields(cls):
+            if key in seen:
+                continue
+            seen.add(key)
+            group.add_argument(
+                "--" + key.replace("_", "-"),
+                dest=_DEST + key,
+                metavar=_metavar(hint),
+                default=argparse.SUPPRESS,
+                help=f"{help} (default: {_show(default)})".replace("%", "%%"),
+            )
+
+
+def config_overrides(args: argparse.Namespace) -> list[str]:
+    """``--set`` overrides, then the config options given on the command line, as
+    ``key=value`` strings for :func:`load_config`."""
+    given = [f"{k[len(_DEST):]}={v}" for k, v in vars(args).items() if k.startswith(_DEST)]
+    return [*getattr(args, "set", []), *given]
+
+
+def _metavar(hint: Any) -> str:
+    names = {int: "INT", float: "FLOAT", str: "TEXT", bool: "BOOL"}
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1:
+        return names.get(args[0], "VALUE")
+    if typing.get_origin(hint) in (list, tuple) or hint in (list, tuple):
+        return "LIST"
+    return names.get(hint, "VALUE")
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return repr(value) if value == "" else value
+    if isinstance(value, tuple):
+        return str(list(value))
+    return str(value)

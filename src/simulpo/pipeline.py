@@ -10,9 +10,10 @@ also resume from their own checkpoints). ``configs/demo-text.yaml`` is the demo'
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from simulpo.config import option
 from simulpo.data.build import build_all
 from simulpo.data.sft_synthesis import (
     offline_dialogues,
@@ -31,41 +32,41 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class DataConfig:
-    seed: int = 0  # seed of the synthetic pair
-    reorder: float = 1.0  # word-order divergence of the synthetic pair, 0..1
-    train: int = 14000  # synthetic training sentences
-    bible: bool = True  # also build the Bible corpus (for the Apertium baseline rows)
+    seed: int = option(0, "seed of the synthetic pair")
+    reorder: float = option(1.0, "word-order divergence of the synthetic pair, 0..1")
+    train: int = option(14000, "synthetic training sentences")
+    bible: bool = option(True, "also build the Bible corpus (for the Apertium baseline rows)")
 
 
 @dataclass
 class ModelConfig:
-    arch: str = "qwen2"  # qwen2 or llama (a standard transformers architecture)
-    vocab_size: int = 2000  # BPE vocabulary trained on the synthetic training data
-    hidden_size: int = 128
-    num_layers: int = 4
-    num_heads: int = 4
-    seed: int = 0
+    arch: str = option("qwen2", "qwen2 or llama (a standard transformers architecture)")
+    vocab_size: int = option(2000, "BPE vocabulary trained on the synthetic training data")
+    hidden_size: int = option(128, "hidden size of the tiny LM")
+    num_layers: int = option(4, "layers of the tiny LM")
+    num_heads: int = option(4, "attention heads of the tiny LM")
+    seed: int = option(0, "seed of the tiny LM's initial weights")
 
 
 @dataclass
 class SynthesisConfig:
-    aligner: str = "eflomal"  # eflomal (statistical, as the papers) or gold (the grammar's links)
     # A chunk merges c consecutive source words, c uniform in [c_min, c_max]. Small chunks
     # match the policy's test-time turns of one word: c in [1, 12] (HPO's speech range)
     # trained a policy with 3 turns a sentence that then faced 17 (docs/experiments.md).
-    c_min: int = 1
-    c_max: int = 4
-    copies: int = 1  # segmentations per training sentence
-    seed: int = 0
+    aligner: str = option("eflomal", "eflomal (statistical, as the papers) or gold (the grammar's links)")
+    c_min: int = option(1, "fewest source words merged into one SFT chunk")
+    c_max: int = option(4, "most source words merged into one SFT chunk")
+    copies: int = option(1, "segmentations per training sentence")
+    seed: int = option(0, "seed of the segmentations")
 
 
 @dataclass
 class EvalConfig:
-    chunk_words: int = 1  # source words read per turn at test time
-    wait_ks: list[int] = field(default_factory=lambda: [1, 3, 5, 7])
-    test_segments: int = 0  # evaluate the first N test segments (0 = all)
-    max_piece_tokens: int = 32  # token budget of one assistant piece before the source ends
-    max_new_tokens: int = 160  # token budget of a whole translation (last piece, offline output)
+    chunk_words: int = option(1, "source words read per turn at test time")
+    wait_ks: list[int] = option([1, 3, 5, 7], "k of the wait-k rows over the offline LM")
+    test_segments: int = option(0, "evaluate the first N test segments (0 = all)")
+    max_piece_tokens: int = option(32, "token budget of one assistant piece before the source ends")
+    max_new_tokens: int = option(160, "token budget of a whole translation (last piece, offline output)")
 
 
 def _demo_sft() -> SFTConfig:
@@ -91,13 +92,13 @@ def _demo_rl() -> RLConfig:
 class TextRecipe:
     """The demo's recipe by default; ``configs/demo-text.yaml`` spells the same values out."""
 
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    synthesis: SynthesisConfig = field(default_factory=SynthesisConfig)
-    offline: SFTConfig = field(default_factory=_demo_sft)
-    sft: SFTConfig = field(default_factory=_demo_sft)
-    rl: RLConfig = field(default_factory=_demo_rl)
-    eval: EvalConfig = field(default_factory=EvalConfig)
+    data: DataConfig = option(DataConfig, "the bundled corpora")
+    model: ModelConfig = option(ModelConfig, "the tiny LM trained from scratch")
+    synthesis: SynthesisConfig = option(SynthesisConfig, "SFT dialogue synthesis")
+    offline: SFTConfig = option(_demo_sft, "training of the offline translator LM")
+    sft: SFTConfig = option(_demo_sft, "SFT of the simultaneous policy")
+    rl: RLConfig = option(_demo_rl, "SeqPO RL from the SFT policy")
+    eval: EvalConfig = option(EvalConfig, "evaluation on the synthetic test set")
 
 
 @dataclass

@@ -32,9 +32,10 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from simulpo.config import option
 from simulpo.data.speech import SpeechConfig, build_speech, load_speech_split
 from simulpo.errors import ConfigError
 from simulpo.eval.report import Row
@@ -48,35 +49,38 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SpeechDataConfig:
-    seed: int = 0  # seed of the synthetic text pair (the sentences of `simulpo data build`)
-    train: int = 2000  # synthetic utterances per split
-    dev: int = 200
-    test: int = 200
-    min_len: int = 4  # source sentence lengths in words, as the text corpus (4..30)
-    max_len: int = 30
-    words_per_class: int | None = None  # a smaller vocabulary: the first N words per class
-    workers: int = 2  # synthesis processes
+    seed: int = option(0, "seed of the synthetic text pair (the sentences of `simulpo data build`)")
+    train: int = option(2000, "synthetic training utterances")
+    dev: int = option(200, "synthetic dev utterances")
+    test: int = option(200, "synthetic test utterances")
+    min_len: int = option(4, "shortest source sentence in words (the text corpus: 4..30)")
+    max_len: int = option(30, "longest source sentence in words")
+    words_per_class: int | None = option(None, "a smaller vocabulary: the first N words per class")
+    workers: int = option(2, "speech synthesis processes")
 
 
 @dataclass
 class EncoderConfig:
-    path: str = ""  # "" = packaged Whisper tiny.en; a local Whisper (HF or CTranslate2) or
-    # wav2vec2-family (HF) checkpoint; "logmel" = log-mel frames, no weights (far weaker)
-    chunk_ms: int = 1120  # encoder chunk = the policy's chunk at test time
-    context_ms: int = 2000  # left audio context each chunk is encoded with
+    path: str = option(
+        "",
+        "'' = packaged Whisper tiny.en; a local Whisper (HF or CTranslate2) or wav2vec2-family "
+        "(HF) checkpoint; logmel = log-mel frames, no weights (far weaker)",
+    )
+    chunk_ms: int = option(1120, "encoder chunk = the policy's chunk at test time (ms)")
+    context_ms: int = option(2000, "left audio context each chunk is encoded with (ms)")
 
 
 @dataclass
 class SpeechModelConfig:
-    lm: str = "runs/demo/sft/final"  # text SFT policy to start from; "" = tiny LM from scratch
-    vocab_size: int = 2000  # from scratch only: BPE vocabulary on the speech texts
-    hidden_size: int = 128  # from scratch only
-    num_layers: int = 4  # from scratch only
-    num_heads: int = 4  # from scratch only
-    stack: int = 4  # encoder frames per speech embedding (1120 ms → 14 embeddings)
-    input_norm: bool = True  # LayerNorm on encoder frames (Whisper has outlier dimensions)
-    conv_layers: int | None = None  # projector's causal conv layers; None: 2 for logmel, else 0
-    seed: int = 0
+    lm: str = option("runs/demo/sft/final", "text SFT policy to start from; '' = tiny LM from scratch")
+    vocab_size: int = option(2000, "from scratch only: BPE vocabulary on the speech texts")
+    hidden_size: int = option(128, "from scratch only: hidden size")
+    num_layers: int = option(4, "from scratch only: layers")
+    num_heads: int = option(4, "from scratch only: attention heads")
+    stack: int = option(4, "encoder frames per speech embedding (1120 ms -> 14 embeddings)")
+    input_norm: bool = option(True, "LayerNorm on encoder frames (Whisper has outlier dimensions)")
+    conv_layers: int | None = option(None, "projector's causal conv layers; null: 2 for logmel, else 0")
+    seed: int = option(0, "seed of the projector (and of a from-scratch LM)")
 
 
 RL_ITEMS = ("utterances", "passages")
@@ -84,38 +88,41 @@ RL_ITEMS = ("utterances", "passages")
 
 @dataclass
 class SpeechSynthesisConfig:
-    aligner: str = "gold"  # gold (the grammar's links) or eflomal
     # a turn merges c consecutive 1120 ms chunks, c uniform in [c_min, c_max]: 1, not HPO's
     # [1, 12], as the policy reads one chunk a turn at test time (sft chrF [1, 4]: 29.9,
     # [1, 2]: 36.6, 1: 39.7; a policy trained on 1 only fails at 2 chunks a turn: README)
-    c_min: int = 1
-    c_max: int = 1
-    copies: int = 4  # segmentations per training utterance (test chrF: 2 → 26.4, 4 → 28.8)
-    seed: int = 0
-    # also dialogues over this many passages (simulpo.data.passages): ``passage_size``
-    # consecutive training utterances with their pauses, so the policy learns to go on
-    # past a sentence's end, as one dialogue over a long stream must (0 = none)
-    passages: int = 0
-    passage_size: int = 3
-    # HPO RL's training items: single utterances, or passages of ``passage_size`` scored
-    # sentence by sentence (the reward re-segments the translation: rl.reward.resegment)
-    rl_items: str = "utterances"
+    aligner: str = option("gold", "gold (the grammar's links) or eflomal")
+    c_min: int = option(1, "fewest encoder chunks merged into one SFT turn")
+    c_max: int = option(1, "most encoder chunks merged into one SFT turn")
+    copies: int = option(4, "segmentations per training utterance (test chrF: 2 -> 26.4, 4 -> 28.8)")
+    seed: int = option(0, "seed of the segmentations")
+    # passages (simulpo.data.passages): ``passage_size`` consecutive training utterances
+    # with their pauses, so the policy learns to go on past a sentence's end, as one
+    # dialogue over a long stream must
+    passages: int = option(0, "also dialogues over this many passages of the training recordings (0 = none)")
+    passage_size: int = option(3, "utterances per passage")
+    rl_items: str = option(
+        "utterances",
+        "HPO RL's training items: utterances, or passages scored sentence by sentence "
+        "(the reward re-segments the translation: rl.reward.resegment)",
+    )
 
 
 @dataclass
 class SpeechEvalConfig:
-    test_utterances: int = 100  # evaluate the first N test utterances (0 = all)
-    chunk_ms: int = 1120  # FixedMilliseconds chunk of the streaming loop
-    # the LLM policies' curves: also at N chunks a turn (HPO's multiplier), rows sft-N, hpo-N
-    chunks_per_turn: list[int] = field(default_factory=lambda: [1, 2])
-    longform_recordings: int = 1  # long form: the first N test recordings, one episode each
-    cache_window: int = 1024  # long form: the LLM policies' bounded KV cache, in tokens
-    max_piece_tokens: int = 32  # token budget of one piece before the source ends
-    max_new_tokens: int = 160  # token budget of the whole translation
-    cascade: bool = True  # also the cascaded baseline: streaming Whisper → grammar translator
-    # its long-form row too: ~3.5 minutes for one 5-minute recording on 2 cores (Whisper
-    # re-transcribes the growing buffer every chunk), more than the demo's budget has left
-    cascade_longform: bool = False
+    test_utterances: int = option(100, "evaluate the first N test utterances (0 = all)")
+    chunk_ms: int = option(1120, "FixedMilliseconds chunk of the streaming loop (ms)")
+    chunks_per_turn: list[int] = option(
+        [1, 2], "the LLM policies' curves: also at N chunks a turn (HPO's multiplier), rows sft-N, hpo-N"
+    )
+    longform_recordings: int = option(1, "long form: the first N test recordings, one episode each")
+    cache_window: int = option(1024, "long form: the LLM policies' bounded KV cache, in tokens")
+    max_piece_tokens: int = option(32, "token budget of one piece before the source ends")
+    max_new_tokens: int = option(160, "token budget of the whole translation")
+    cascade: bool = option(True, "also the cascaded baseline: streaming Whisper -> grammar translator")
+    # ~3.5 minutes for one 5-minute recording on 2 cores (Whisper re-transcribes the
+    # growing buffer every chunk), more than the demo's budget has left
+    cascade_longform: bool = option(False, "the cascade's long-form row too (slow)")
 
 
 def _stage2() -> SFTConfig:
@@ -139,14 +146,14 @@ def _speech_rl() -> RLConfig:
 class SpeechRecipe:
     """The speech demo's recipe by default; ``configs/demo-speech.yaml`` spells it out."""
 
-    data: SpeechDataConfig = field(default_factory=SpeechDataConfig)
-    encoder: EncoderConfig = field(default_factory=EncoderConfig)
-    model: SpeechModelConfig = field(default_factory=SpeechModelConfig)
-    stage1: AlignConfig = field(default_factory=AlignConfig)
-    synthesis: SpeechSynthesisConfig = field(default_factory=SpeechSynthesisConfig)
-    stage2: SFTConfig = field(default_factory=_stage2)
-    rl: RLConfig = field(default_factory=_speech_rl)
-    eval: SpeechEvalConfig = field(default_factory=SpeechEvalConfig)
+    data: SpeechDataConfig = option(SpeechDataConfig, "the synthetic speech corpus")
+    encoder: EncoderConfig = option(EncoderConfig, "the frozen speech encoder")
+    model: SpeechModelConfig = option(SpeechModelConfig, "the LM and the projector")
+    stage1: AlignConfig = option(AlignConfig, "stage 1: projector alignment")
+    synthesis: SpeechSynthesisConfig = option(SpeechSynthesisConfig, "speech SFT dialogues")
+    stage2: SFTConfig = option(_stage2, "stage 2: dialogue SFT")
+    rl: RLConfig = option(_speech_rl, "HPO RL from the stage-2 policy")
+    eval: SpeechEvalConfig = option(SpeechEvalConfig, "evaluation on the test utterances")
 
 
 def run_speech_recipe(

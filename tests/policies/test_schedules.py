@@ -1,7 +1,7 @@
 import pytest
 
 from simulpo.errors import ConfigError
-from simulpo.policies import FixedChunk, LocalAgreement, Offline, WaitK, build_policy
+from simulpo.policies import FixedChunk, LocalAgreement, Offline, WaitK, schedule
 from simulpo.policies.schedules import common_prefix
 from simulpo.stream.loop import run_stream
 from simulpo.stream.segmenter import FixedWords
@@ -67,11 +67,11 @@ def test_common_prefix():
 
 
 def test_build_policy_names(upper):
-    assert build_policy("wait-5", upper).k == 5
-    assert build_policy("wait-k", upper, k=2).name == "wait-2"
-    assert build_policy("offline", upper).name == "offline"
-    assert build_policy("local-agreement", upper, n=3).name == "la-3"
+    assert schedule("wait-5", upper).k == 5
+    assert schedule("wait-k", upper, k=2).name == "wait-2"
+    assert schedule("offline", upper).name == "offline"
+    assert schedule("local-agreement", upper, n=3).name == "la-3"
     with pytest.raises(ConfigError, match="unknown policy"):
-        build_policy("nope", upper)
+        schedule("nope", upper)
     with pytest.raises(ConfigError):
         WaitK(upper, 0)

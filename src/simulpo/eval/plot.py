@@ -76,3 +76,11 @@ def plot_quality_latency(
 
 def _finite(v: object) -> bool:
     return isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def plot_report(report: str | Path, out: str | Path, x: str = "LAAL", y: str = "chrF") -> Path | None:
+    """The ``y``–``x`` plot of the rows of ``report`` that have ``x`` (None if none has)."""
+    from simulpo.eval.report import read_report
+
+    rows = [r for r in read_report(report) if x in r]
+    return plot_quality_latency(rows, out, x=x, y=y) if rows else None

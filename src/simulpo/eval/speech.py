@@ -256,3 +256,48 @@ def edit_distance(ref: Sequence[str], hyp: Sequence[str]) -> int:
         t[1:] = np.minimum(row[1:] + 1, row[:-1] + (h != vocab.get(word, -1)))
         row = offsets + np.minimum.accumulate(t - offsets)
     return int(row[-1])
+
+
+def evaluate_speech_curve(
+    policy: Policy,
+    folder: str | Path,
+    split: str,
+    out: str | Path,
+    dataset: str,
+    chunk_ms: float,
+    chunks_per_turn: Sequence[int] = (1,),
+    long_form: bool = False,
+    recordings: int | None = None,
+    limit: int | None = None,
+    unit: str = "word",
+    target_lang: str | None = None,
+    name: str | None = None,
+    progress: bool = True,
+) -> list[Row]:
+    """One row per ``chunks_per_turn`` value ``m`` (a turn reads ``m`` chunks of
+    ``chunk_ms``), named ``NAME-m``, into ``out/dataset/NAME-m/``; sentence by sentence
+    (the first ``limit`` utterances) or, with ``long_form``, over the first ``recordings``
+    recordings. Each row is added to ``out/report.json`` as soon as it is scored."""
+    from simulpo.eval.report import update_report
+
+    out = Path(out)
+    utterances = None if long_form else load_speech_split(Path(folder), split)[:limit]
+    rows = []
+    for m in chunks_per_turn:
+        label = f"{name or policy.name}-{m}"
+        options = {
+            "out_dir": out / dataset / label,
+            "dataset": dataset,
+            "chunk_ms": chunk_ms * m,
+            "unit": unit,
+            "target_lang": target_lang,
+            "name": label,
+            "progress": progress,
+        }
+        if long_form:
+            row = evaluate_longform(policy, folder, split, recordings=recordings, **options)
+        else:
+            row = evaluate_utterances(policy, utterances, **options)
+        rows.append(row)
+        update_report(out / "report.json", [row])
+    return rows

@@ -31,6 +31,8 @@ def _piece(translator: Translator, units: Sequence[str]) -> str:
 class WaitK:
     translator: Translator
     k: int = 3
+    #: the system's name in reports (default: the schedule's, with its parameter)
+    label: str | None = None
 
     def __post_init__(self) -> None:
         if self.k < 1:
@@ -38,6 +40,9 @@ class WaitK:
 
     @property
     def name(self) -> str:
+        return self.label or self._default_name()
+
+    def _default_name(self) -> str:
         return f"wait-{self.k}"
 
     def allowed(self, state: StreamState) -> int | None:
@@ -71,8 +76,7 @@ class Offline(WaitK):
 
     k: int = 1
 
-    @property
-    def name(self) -> str:
+    def _default_name(self) -> str:
         return "offline"
 
     def allowed(self, state: StreamState) -> int | None:
@@ -85,8 +89,7 @@ class FixedChunk(WaitK):
 
     k: int = 1
 
-    @property
-    def name(self) -> str:
+    def _default_name(self) -> str:
         return "fixed-chunk"
 
     def allowed(self, state: StreamState) -> int | None:
@@ -97,6 +100,7 @@ class FixedChunk(WaitK):
 class LocalAgreement:
     translator: Translator
     n: int = 2
+    label: str | None = None
 
     def __post_init__(self) -> None:
         if self.n < 2:
@@ -104,7 +108,7 @@ class LocalAgreement:
 
     @property
     def name(self) -> str:
-        return f"la-{self.n}"
+        return self.label or f"la-{self.n}"
 
     def act(self, states: Sequence[StreamState]) -> list[str]:
         hyps = self.translator.translate_batch([source_words(s) for s in states])
@@ -134,8 +138,10 @@ def common_prefix(seqs: Sequence[Sequence[str]]) -> list[str]:
     return out
 
 
-def build_policy(name: str, translator: Translator, k: int = 3, n: int = 2):
-    """A schedule by name: ``wait-k`` (with ``k``), ``offline``, ``fixed-chunk``, ``la`` (with ``n``)."""
+def schedule(name: str, translator: Translator, k: int = 3, n: int = 2):
+    """A schedule by name: ``wait-k`` (with ``k``), ``wait-N``, ``offline``, ``fixed-chunk``,
+    ``local-agreement`` or ``la`` (with ``n``); :func:`simulpo.policies.build.build_policy`
+    builds any policy from a spec through it."""
     if name in ("wait-k", "waitk"):
         return WaitK(translator, k)
     if name.startswith("wait-") and name[5:].isdigit():

