@@ -8,7 +8,13 @@ import pytest
 
 from simulpo.cli import build_parser
 from simulpo.commands import COMMANDS
-from simulpo.config import add_config_arguments, config_fields, config_overrides, load_config, option
+from simulpo.config import (
+    add_config_arguments,
+    config_fields,
+    config_overrides,
+    load_config,
+    option,
+)
 
 SRC = Path(__file__).parents[1] / "src" / "simulpo"
 

@@ -55,7 +55,9 @@ _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 def _convert(hint: Any, value: Any, where: str, current: Any = None) -> Any:
     origin = typing.get_origin(hint)
     if dataclasses.is_dataclass(hint):
-        return from_dict(hint, value, where + ".", current if dataclasses.is_dataclass(current) else None)
+        return from_dict(
+            hint, value, where + ".", current if dataclasses.is_dataclass(current) else None
+        )
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(hint)
         if value is None and type(None) in args:
@@ -144,7 +146,9 @@ def option(default: Any, help: str) -> Any:
     return dataclasses.field(default=default, metadata=metadata)
 
 
-def config_fields(cls: type, instance: Any = None, prefix: str = "") -> list[tuple[str, Any, str, Any]]:
+def config_fields(
+    cls: type, instance: Any = None, prefix: str = ""
+) -> list[tuple[str, Any, str, Any]]:
     """Every leaf field of the (nested) config ``cls`` as ``(dotted.key, type hint, help,
     default)``, defaults from ``instance`` (default ``cls()``), sections in field order."""
     instance = cls() if instance is None else instance
@@ -192,7 +196,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, *classes: type, title:
 def config_overrides(args: argparse.Namespace) -> list[str]:
     """``--set`` overrides, then the config options given on the command line, as
     ``key=value`` strings for :func:`load_config`."""
-    given = [f"{k[len(_DEST):]}={v}" for k, v in vars(args).items() if k.startswith(_DEST)]
+    given = [f"{k[len(_DEST) :]}={v}" for k, v in vars(args).items() if k.startswith(_DEST)]
     return [*getattr(args, "set", []), *given]
 
 

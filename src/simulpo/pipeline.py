@@ -53,7 +53,9 @@ class SynthesisConfig:
     # A chunk merges c consecutive source words, c uniform in [c_min, c_max]. Small chunks
     # match the policy's test-time turns of one word: c in [1, 12] (HPO's speech range)
     # trained a policy with 3 turns a sentence that then faced 17 (docs/experiments.md).
-    aligner: str = option("eflomal", "eflomal (statistical, as the papers) or gold (the grammar's links)")
+    aligner: str = option(
+        "eflomal", "eflomal (statistical, as the papers) or gold (the grammar's links)"
+    )
     c_min: int = option(1, "fewest source words merged into one SFT chunk")
     c_max: int = option(4, "most source words merged into one SFT chunk")
     copies: int = option(1, "segmentations per training sentence")
@@ -66,7 +68,9 @@ class EvalConfig:
     wait_ks: list[int] = option([1, 3, 5, 7], "k of the wait-k rows over the offline LM")
     test_segments: int = option(0, "evaluate the first N test segments (0 = all)")
     max_piece_tokens: int = option(32, "token budget of one assistant piece before the source ends")
-    max_new_tokens: int = option(160, "token budget of a whole translation (last piece, offline output)")
+    max_new_tokens: int = option(
+        160, "token budget of a whole translation (last piece, offline output)"
+    )
 
 
 def _demo_sft() -> SFTConfig:

@@ -72,14 +72,18 @@ class EncoderConfig:
 
 @dataclass
 class SpeechModelConfig:
-    lm: str = option("runs/demo/sft/final", "text SFT policy to start from; '' = tiny LM from scratch")
+    lm: str = option(
+        "runs/demo/sft/final", "text SFT policy to start from; '' = tiny LM from scratch"
+    )
     vocab_size: int = option(2000, "from scratch only: BPE vocabulary on the speech texts")
     hidden_size: int = option(128, "from scratch only: hidden size")
     num_layers: int = option(4, "from scratch only: layers")
     num_heads: int = option(4, "from scratch only: attention heads")
     stack: int = option(4, "encoder frames per speech embedding (1120 ms -> 14 embeddings)")
     input_norm: bool = option(True, "LayerNorm on encoder frames (Whisper has outlier dimensions)")
-    conv_layers: int | None = option(None, "projector's causal conv layers; null: 2 for logmel, else 0")
+    conv_layers: int | None = option(
+        None, "projector's causal conv layers; null: 2 for logmel, else 0"
+    )
     seed: int = option(0, "seed of the projector (and of a from-scratch LM)")
 
 
@@ -94,12 +98,16 @@ class SpeechSynthesisConfig:
     aligner: str = option("gold", "gold (the grammar's links) or eflomal")
     c_min: int = option(1, "fewest encoder chunks merged into one SFT turn")
     c_max: int = option(1, "most encoder chunks merged into one SFT turn")
-    copies: int = option(4, "segmentations per training utterance (test chrF: 2 -> 26.4, 4 -> 28.8)")
+    copies: int = option(
+        4, "segmentations per training utterance (test chrF: 2 -> 26.4, 4 -> 28.8)"
+    )
     seed: int = option(0, "seed of the segmentations")
     # passages (simulpo.data.passages): ``passage_size`` consecutive training utterances
     # with their pauses, so the policy learns to go on past a sentence's end, as one
     # dialogue over a long stream must
-    passages: int = option(0, "also dialogues over this many passages of the training recordings (0 = none)")
+    passages: int = option(
+        0, "also dialogues over this many passages of the training recordings (0 = none)"
+    )
     passage_size: int = option(3, "utterances per passage")
     rl_items: str = option(
         "utterances",
@@ -113,13 +121,16 @@ class SpeechEvalConfig:
     test_utterances: int = option(100, "evaluate the first N test utterances (0 = all)")
     chunk_ms: int = option(1120, "FixedMilliseconds chunk of the streaming loop (ms)")
     chunks_per_turn: list[int] = option(
-        [1, 2], "the LLM policies' curves: also at N chunks a turn (HPO's multiplier), rows sft-N, hpo-N"
+        [1, 2],
+        "the LLM policies' curves: also at N chunks a turn (HPO's multiplier), rows sft-N, hpo-N",
     )
     longform_recordings: int = option(1, "long form: the first N test recordings, one episode each")
     cache_window: int = option(1024, "long form: the LLM policies' bounded KV cache, in tokens")
     max_piece_tokens: int = option(32, "token budget of one piece before the source ends")
     max_new_tokens: int = option(160, "token budget of the whole translation")
-    cascade: bool = option(True, "also the cascaded baseline: streaming Whisper -> grammar translator")
+    cascade: bool = option(
+        True, "also the cascaded baseline: streaming Whisper -> grammar translator"
+    )
     # ~3.5 minutes for one 5-minute recording on 2 cores (Whisper re-transcribes the
     # growing buffer every chunk), more than the demo's budget has left
     cascade_longform: bool = option(False, "the cascade's long-form row too (slow)")

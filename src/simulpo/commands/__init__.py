@@ -33,7 +33,5 @@ def add_unit_args(p) -> None:
 
 def add_run_args(p, set_help: str) -> None:
     """``--set KEY=VALUE`` (repeatable) and ``--no-progress``."""
-    p.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help=set_help
-    )
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=set_help)
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")

@@ -169,10 +169,14 @@ def _cascade(spec: PolicySpec, translator):
     if spec.cache_window is not None or spec.speech_encoder:
         raise SimulpoError("--cache-window and --speech-encoder are options of --policy llm")
     text = _schedule(spec.text_policy, translator or build_translator_of(spec), spec, None)
-    transcriber = WhisperTranscriber(spec.asr_model, threads=spec.asr_threads, beam_size=spec.asr_beam)
+    transcriber = WhisperTranscriber(
+        spec.asr_model, threads=spec.asr_threads, beam_size=spec.asr_beam
+    )
     # The synthetic pair's grammar knows lower-case words only; Apertium reads cased text.
     normalize = plain_words if spec.translator == "grammar" else None
-    return Cascade(transcriber, text, asr_n=spec.asr_n, normalize=normalize, name=spec.name or "cascade")
+    return Cascade(
+        transcriber, text, asr_n=spec.asr_n, normalize=normalize, name=spec.name or "cascade"
+    )
 
 
 def check_kind(kind: str, speech: bool) -> None:
