@@ -22,6 +22,14 @@ in stage 1 a whole utterance. With ``conv_window`` = the encoder's frames per ch
 start at chunk boundaries); with 0, a frame early in a chunk sees the previous chunk's last
 frames in training but zeros at inference.
 
+**Feature precision.** Encoder frames are float16 wherever they are kept: the SFT feature
+cache stores them so (half the disk and memory of float32), and the projector rounds every
+chunk it reads to :data:`FEATURE_DTYPE` before computing in its own dtype. Frames fresh
+from the encoder (the policy's turns, RL rollouts, evaluation) therefore enter the model
+exactly as cached ones do in training: one precision at the one entry point, rather than
+float32 cache files for a precision the encoder's own noise swamps (float16 keeps 11
+significant bits; Whisper's layer-normed frames are far inside its range).
+
 The projector is saved next to the LM in its model directory (``projector.json`` +
 ``projector.safetensors``); :func:`load_speech_model` reads both back.
 """
@@ -47,6 +55,8 @@ CONFIG_FILE = "projector.json"
 WEIGHTS_FILE = "projector.safetensors"
 #: prefix of the projector's weights in SpeechLM's state dict (and in WEIGHTS_FILE)
 PREFIX = "speech_projector."
+#: the precision of speech features, in the cache and where they enter the model
+FEATURE_DTYPE = torch.float16
 
 
 @dataclass(frozen=True)
@@ -110,7 +120,8 @@ class SpeechProjector(nn.Module):
         return math.ceil(frames / self.config.stack)
 
     def forward(self, chunks: Sequence[torch.Tensor]) -> torch.Tensor:
-        """``[sum of num_embeddings(len(c)), output_dim]``: the chunks' embeddings, in order."""
+        """``[sum of num_embeddings(len(c)), output_dim]``: the chunks' embeddings, in order
+        (each chunk's frames rounded to :data:`FEATURE_DTYPE` first)."""
         k, dim = self.config.stack, self.config.input_dim
         weight = self.mlp[0].weight
         frames = []
@@ -119,7 +130,8 @@ class SpeechProjector(nn.Module):
                 raise ConfigError(
                     f"the projector takes chunks of frames [n, {dim}], got shape {tuple(c.shape)}"
                 )
-            c = c.to(device=weight.device, dtype=weight.dtype)
+            # the one entry of features into the model: cached or fresh, the same numbers
+            c = c.to(FEATURE_DTYPE).to(device=weight.device, dtype=weight.dtype)
             frames.append(self.norm(c) if self.norm is not None else c)
         if self.conv is not None:
             frames = self._convolve(frames)

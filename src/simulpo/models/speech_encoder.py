@@ -53,6 +53,7 @@ import torch
 from torch import nn
 
 from simulpo.errors import ConfigError, InputError, SimulpoError
+from simulpo.models.projector import FEATURE_DTYPE
 
 SAMPLE_RATE = 16000
 HOP = 160  # log-mel hop: 10 ms
@@ -479,9 +480,9 @@ def chunk_rows(features, start_ms: float, end_ms: float):
 
 
 class FeatureCache:
-    """Encoder features per utterance on disk (float16 ``.npy``), keyed by utterance id
-    under a folder named after the encoder and the chunking: computed once, reused by
-    every SFT and RL epoch."""
+    """Encoder features per utterance on disk (``.npy`` in ``FEATURE_DTYPE``, float16), keyed
+    by utterance id under a folder named after the encoder and the chunking: computed once,
+    reused by every SFT and RL epoch."""
 
     def __init__(
         self, root: str | Path, encoder: SpeechEncoder, spec: ChunkSpec = ChunkSpec()
@@ -508,7 +509,7 @@ class FeatureCache:
             return np.load(path)
         if audio is None:
             raise SimulpoError(f"no cached features for {utterance_id!r} and no audio to encode")
-        features = self.encoder.encode_chunks(audio, self.spec).numpy().astype(np.float16)
+        features = self.encoder.encode_chunks(audio, self.spec).to(FEATURE_DTYPE).numpy()
         tmp = path.with_suffix(".tmp.npy")
         np.save(tmp, features)
         tmp.replace(path)
