@@ -64,11 +64,9 @@ def _training_texts(tokenizer, n: int = 8) -> list[str]:
     return texts
 
 
-@cache
-def tiny_chat_lm(steps: int = 100) -> tuple[Qwen2ForCausalLM, PreTrainedTokenizerFast]:
-    """The shared tiny model and tokenizer (trained once per test session, in eval mode)."""
-    tokenizer = build_tokenizer()
-    torch.manual_seed(0)
+def random_qwen2(tokenizer, seed: int = 0) -> Qwen2ForCausalLM:
+    """A random 2-layer Qwen2 (hidden 32) over ``tokenizer``'s vocabulary, stopping at its EOS."""
+    torch.manual_seed(seed)
     config = Qwen2Config(
         vocab_size=len(tokenizer),
         hidden_size=32,
@@ -82,7 +80,14 @@ def tiny_chat_lm(steps: int = 100) -> tuple[Qwen2ForCausalLM, PreTrainedTokenize
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=None,
     )
-    model = Qwen2ForCausalLM(config)
+    return Qwen2ForCausalLM(config)
+
+
+@cache
+def tiny_chat_lm(steps: int = 100) -> tuple[Qwen2ForCausalLM, PreTrainedTokenizerFast]:
+    """The shared tiny model and tokenizer (trained once per test session, in eval mode)."""
+    tokenizer = build_tokenizer()
+    model = random_qwen2(tokenizer)
     batch = tokenizer(_training_texts(tokenizer), padding=True, return_tensors="pt")
     labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)

@@ -4,7 +4,7 @@ import pytest
 import torch
 from tiny_lm import build_tokenizer, tiny_chat_lm
 
-from simulpo.errors import ConfigError
+from simulpo.errors import ConfigError, SimulpoError
 from simulpo.policies.generation import Sampler
 from simulpo.policies.llm import LLMPolicy
 from simulpo.stream.dialogue import user_message
@@ -65,10 +65,11 @@ def test_cached_turns_equal_full_recomputation(lm, budget):
     episodes, records = run(policy)
     end = tokenizer.convert_tokens_to_ids("<|im_end|>")
     for episode, rec in zip(episodes, records):
-        # Append-only: the ids held are the tokenizer's encoding of the rendered dialogue.
-        assert rec.token_ids == encode(tokenizer, rec.text)
+        # Append-only: the ids held are the tokenizer's encoding of the rendered dialogue
+        # (character-level: any split encodes the same), up to its last end-of-turn token.
         full = tokenizer.apply_chat_template(rec.messages, tokenize=False)
-        assert full.startswith(rec.text) and full[len(rec.text) :] == "\n"
+        assert full.endswith("<|im_end|>\n")
+        assert rec.token_ids == encode(tokenizer, full[: -len("\n")])
         assert len(rec.piece_spans) == len(episode.chunks)
         for t, (start, stop) in enumerate(rec.piece_spans):
             # The prompt of turn t is the rendered dialogue up to its user turn...
@@ -245,7 +246,7 @@ def test_template_that_rewrites_history_is_refused(lm):
         "{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}"
         "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\\n{% endif %}"
     )
-    with pytest.raises(RuntimeError, match="not append-only"):
+    with pytest.raises(SimulpoError, match="not append-only"):
         run(LLMPolicy(model, tokenizer, max_piece_tokens=3), sources=["a b c"])
 
 

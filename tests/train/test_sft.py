@@ -89,73 +89,89 @@ def labelled_runs(tok, ids: list[int], labels: list[int]) -> list[str]:
 # ------------------------------------------------------------------------ labels
 
 
+def segments(tok, *parts) -> list[int]:
+    """Token ids of text segments each encoded on its own; an int part is a token id."""
+    ids = []
+    for part in parts:
+        ids += [part] if isinstance(part, int) else tok.encode(part, add_special_tokens=False)
+    return ids
+
+
 def test_chatml_labels_only_what_the_assistant_writes(tok):
-    text = (
-        "<|im_start|>system\nTranslate.<|im_end|>\n"
-        "<|im_start|>user\nthe dog<|im_end|>\n"
-        "<|im_start|>assistant\n<|im_end|>\n"
-        "<|im_start|>user\nsees the cat<|im_end|>\n"
-        "<|im_start|>assistant\ntoba hon<|im_end|>\n"
-    )
+    eot = tok.convert_tokens_to_ids("<|im_end|>")
     ids, labels = tokenize_dialogue(tok, TWO_TURNS)
-    assert ids == tok.encode(text, add_special_tokens=False)
+    # As the policy writes it: the template's text between the pieces, each segment
+    # tokenized on its own, every piece closed by <|im_end|>, nothing after the last one.
+    assert ids == segments(
+        tok,
+        "<|im_start|>system\nTranslate.<|im_end|>\n",
+        "<|im_start|>user\nthe dog<|im_end|>\n<|im_start|>assistant\n",
+        eot,
+        "\n<|im_start|>user\nsees the cat<|im_end|>\n<|im_start|>assistant\n",
+        "toba hon",
+        eot,
+    )
     # the empty (waiting) turn trains its end-of-turn; the other its content + end-of-turn;
     # nothing else: not the headers, not the newline after <|im_end|>
     assert labelled_runs(tok, ids, labels) == ["<|im_end|>", "toba hon<|im_end|>"]
-    eot = tok.convert_tokens_to_ids("<|im_end|>")
     n_content = len(tok.encode("toba hon", add_special_tokens=False))
     assert sum(y != IGNORE for y in labels) == 1 + n_content + 1
-    # the labelled tokens sit exactly where the template puts the assistant turns
-    first_wait = len(
-        tok.encode(
-            text[: text.index("<|im_end|>\n<|im_start|>user\nsees")], add_special_tokens=False
-        )
-    )
-    assert labels[first_wait] == eot and labels[first_wait - 1] == IGNORE
-    assert labels[-1] == IGNORE and ids[-1] == tok.encode("\n", add_special_tokens=False)[0]
+    assert labels[-1] == eot and ids[-1] == eot
+
+
+def test_a_truncated_piece_does_not_train_its_end_of_turn(tok):
+    eot = tok.convert_tokens_to_ids("<|im_end|>")
+    messages = [dict(m) for m in TWO_TURNS]
+    messages[4]["truncated"] = True  # cut by its token budget: the policy closed it
+    ids, labels = tokenize_dialogue(tok, messages)
+    assert ids == tokenize_dialogue(tok, TWO_TURNS)[0]
+    assert labelled_runs(tok, ids, labels) == ["<|im_end|>", "toba hon"]
+    assert ids[-1] == eot and labels[-1] == IGNORE
 
 
 def test_llama3_style_template_with_trim(tok):
     other = other_template(
         tok, LLAMA3, ["<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"], eos="<|eot_id|>"
     )
+    eot = other.convert_tokens_to_ids("<|eot_id|>")
     messages = [dict(m) for m in TWO_TURNS]
-    messages[4]["content"] = " toba hon "  # the template trims it: the marker path cannot be used
-    text = (
-        "<|begin_of_text|>"
-        "<|start_header_id|>system<|end_header_id|>\n\nTranslate.<|eot_id|>"
-        "<|start_header_id|>user<|end_header_id|>\n\nthe dog<|eot_id|>"
-        "<|start_header_id|>assistant<|end_header_id|>\n\n<|eot_id|>"
-        "<|start_header_id|>user<|end_header_id|>\n\nsees the cat<|eot_id|>"
-        "<|start_header_id|>assistant<|end_header_id|>\n\ntoba hon<|eot_id|>"
-    )
-    assert other.apply_chat_template(messages, tokenize=False) == text
+    messages[3]["content"] = " sees the cat "  # a user turn: trimmed by the template
+    messages[4]["content"] = " toba hon "  # a piece: written as the policy wrote it
     ids, labels = tokenize_dialogue(other, messages)
-    assert ids == other.encode(text, add_special_tokens=False)
-    assert labelled_runs(other, ids, labels) == ["<|eot_id|>", "toba hon<|eot_id|>"]
+    assert ids == segments(
+        other,
+        "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nTranslate.<|eot_id|>",
+        "<|start_header_id|>user<|end_header_id|>\n\nthe dog<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n",
+        eot,
+        "<|start_header_id|>user<|end_header_id|>\n\nsees the cat<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n",
+        " toba hon ",
+        eot,
+    )
+    assert labelled_runs(other, ids, labels) == ["<|eot_id|>", " toba hon <|eot_id|>"]
 
 
 def test_zephyr_style_template(tok):
     other = other_template(tok, ZEPHYR, ["<|system|>", "<|user|>", "<|assistant|>"])
-    text = (
-        "<|system|>\nTranslate.<|im_end|>\n"
-        "<|user|>\nthe dog<|im_end|>\n"
-        "<|assistant|>\n<|im_end|>\n"
-        "<|user|>\nsees the cat<|im_end|>\n"
-        "<|assistant|>\ntoba hon<|im_end|>\n"
-    )
-    assert other.apply_chat_template(TWO_TURNS, tokenize=False) == text
+    eot = other.convert_tokens_to_ids("<|im_end|>")  # the tokenizer's EOS closes turns
     ids, labels = tokenize_dialogue(other, TWO_TURNS)
+    assert ids == segments(
+        other,
+        "<|system|>\nTranslate.<|im_end|>\n",
+        "<|user|>\nthe dog<|im_end|>\n<|assistant|>\n",
+        eot,
+        "\n<|user|>\nsees the cat<|im_end|>\n<|assistant|>\n",
+        "toba hon",
+        eot,
+    )
     assert labelled_runs(other, ids, labels) == ["<|im_end|>", "toba hon<|im_end|>"]
 
 
-def test_template_that_drops_empty_turns_is_refused(tok):
-    drop_empty = (
-        "{% for m in messages %}{% if m['content'] %}{{ m['role'] + ': ' + m['content'] + eos_token }}"
-        "{% endif %}{% endfor %}"
-    )
-    other = other_template(tok, drop_empty, [])
-    with pytest.raises(SimulpoError, match="drops assistant turn 2"):
+def test_template_without_an_end_of_turn_token_is_refused(tok):
+    plain = "{% for m in messages %}{{ m['role'] + ': ' + m['content'] + '\\n' }}{% endfor %}"
+    other = other_template(tok, plain, [])
+    with pytest.raises(SimulpoError, match="does not close an assistant turn"):
         tokenize_dialogue(other, TWO_TURNS)
 
 
@@ -168,6 +184,8 @@ def test_bad_dialogues(tok):
         tokenize_dialogues(tok, [], 512)
     with pytest.raises(SimulpoError, match='"role" and a "content"'):
         tokenize_dialogue(tok, [{"role": "user"}])
+    with pytest.raises(SimulpoError, match="alternating"):
+        tokenize_dialogue(tok, TWO_TURNS[:2] + TWO_TURNS[3:])
 
 
 def test_overlong_dialogues_are_skipped_or_truncated(tok, caplog):

@@ -1,7 +1,6 @@
 """Cached, batched decoding for chat LMs: the core under the LLM policy and translator.
 
-:class:`ChatFormat` renders dialogues through the tokenizer's own chat template and finds
-the template's end-of-turn token, so any chat model works.
+Dialogues are rendered to tokens by :class:`simulpo.models.chat.ChatFormat`.
 
 Rows (one per dialogue) keep their key/value cache between calls in a :class:`KVBlock`:
 per-layer buffers of shape ``(rows, heads, capacity, head_dim)``, allocated with room to
@@ -38,64 +37,11 @@ import torch
 from transformers.cache_utils import Cache, CacheLayerMixin
 
 from simulpo.errors import ConfigError
-from simulpo.stream.dialogue import Message, assistant_message, system_message, user_message
 
-_MARK = "\u2063piece\u2063"  # probe content that no template rewrites
 #: cache buffers grow in steps of this many columns (and at least by half their size)
 _GROW = 64
 #: attention implementations that accept the 4-D mask built here
 ATTENTION = ("sdpa", "eager")
-
-
-class ChatFormat:
-    """Renders dialogues with a tokenizer's chat template and finds its end-of-turn token."""
-
-    def __init__(self, tokenizer) -> None:
-        if getattr(tokenizer, "chat_template", None) is None:
-            raise ConfigError("the tokenizer has no chat template; the LLM policy needs one")
-        self.tokenizer = tokenizer
-        self.end_id = self._end_of_turn()
-        self.end_text = tokenizer.decode([self.end_id], skip_special_tokens=False)
-
-    def render(self, messages: Sequence[Message], generation_prompt: bool) -> str:
-        return self.tokenizer.apply_chat_template(
-            list(messages), tokenize=False, add_generation_prompt=generation_prompt
-        )
-
-    def encode(self, text: str) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
-
-    def decode(self, ids: Sequence[int], skip_special: bool = False) -> str:
-        return self.tokenizer.decode(
-            list(ids), skip_special_tokens=skip_special, clean_up_tokenization_spaces=False
-        )
-
-    def _end_of_turn(self) -> int:
-        """The special token the template puts right after an assistant message's content
-        (``<|im_end|>``, ``<|eot_id|>``, ...); the tokenizer's EOS when there is none."""
-        text = self.render(
-            [system_message(), user_message("x"), assistant_message(_MARK)], generation_prompt=False
-        )
-        if _MARK in text:
-            after = self.encode(text[text.index(_MARK) + len(_MARK) :])
-            if after and after[0] in set(self.tokenizer.all_special_ids):
-                return after[0]
-        if self.tokenizer.eos_token_id is None:
-            raise ConfigError("cannot tell the chat template's end-of-turn token, and no EOS token")
-        return self.tokenizer.eos_token_id
-
-    def stop_ids(self, model) -> frozenset[int]:
-        """End-of-turn, the tokenizer's EOS and the model's generation EOS tokens."""
-        ids = {self.end_id}
-        if self.tokenizer.eos_token_id is not None:
-            ids.add(self.tokenizer.eos_token_id)
-        eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-        ids.update([eos] if isinstance(eos, int) else list(eos or []))
-        return frozenset(ids)
-
-    def pad_id(self) -> int:
-        pad = self.tokenizer.pad_token_id
-        return pad if pad is not None else self.end_id
 
 
 @dataclass

@@ -5,11 +5,12 @@ turn a user message with the new chunk and an assistant message with the piece, 
 ends at the end-of-turn token (an empty piece = wait). The key/value cache of every
 episode is kept between turns, so no token is ever computed twice.
 
-The tokens of each turn are derived from the tokenizer's own chat template, so any chat
-model works: the dialogue is rendered before and after the new user turn, the new text is
-the suffix, and it is tokenized on its own. The template must really be append-only (the
-old rendering a prefix of the new one); a template that rewrites earlier turns is refused
-with an error saying so.
+The tokens of each turn come from :class:`~simulpo.models.chat.ChatFormat`, the one
+rendering of a dialogue that SFT labels use too: the text around the pieces comes from
+the tokenizer's own chat template (so any chat model works), the pieces are the tokens
+sampled, each turn is tokenized on its own and the template must be append-only (see
+:mod:`simulpo.models.chat`). ``system_prompt=None`` sends no system message (the
+template's default system prompt, if it has one, then opens the first turn).
 
 All live episodes of a turn are decoded together (:mod:`simulpo.policies.generation`):
 their caches are merged into one left-padded batch, the new tokens are left-padded, and
@@ -45,9 +46,6 @@ feeds the projected encoder frames in their place (``generate``'s ``embed``). Th
 decoding and records are those of text; ``DialogueRecord.speech`` keeps each turn's
 encoder frames so a trainer can rebuild the same inputs.
 
-Each turn's new text is found by rendering only the system prompt and the last turn with
-the template (checked against a full rendering for the first turns of every episode), so
-the cost of a turn does not grow with the length of the dialogue.
 """
 
 from __future__ import annotations
@@ -59,9 +57,9 @@ from typing import TYPE_CHECKING
 import torch
 
 from simulpo.errors import ConfigError
+from simulpo.models.chat import ChatFormat, Transcript
 from simulpo.models.projector import speech_inputs_embeds, speech_token_id
 from simulpo.policies.generation import (
-    ChatFormat,
     KVBlock,
     RopeShift,
     Sampler,
@@ -69,13 +67,7 @@ from simulpo.policies.generation import (
     gather_rows,
     generate,
 )
-from simulpo.stream.dialogue import (
-    SYSTEM_PROMPT,
-    Message,
-    assistant_message,
-    system_message,
-    user_message,
-)
+from simulpo.stream.dialogue import SYSTEM_PROMPT, system_message, user_message
 from simulpo.stream.loop import StreamState
 
 if TYPE_CHECKING:
@@ -83,46 +75,21 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class DialogueRecord:
-    """One episode's dialogue as the model saw it.
+class DialogueRecord(Transcript):
+    """One episode's dialogue as the model saw it: its :class:`~simulpo.models.chat.Transcript`
+    (token ids, policy mask, log-probs, piece spans, truncated pieces; it ends with the
+    last end-of-turn token) and the policy's own bookkeeping."""
 
-    ``token_ids`` is the whole dialogue (it ends with the last end-of-turn token);
-    ``policy_mask[i]`` is True where the policy sampled ``token_ids[i]``; ``logprobs[i]``
-    is that token's log-prob under the sampling distribution (0.0 where the mask is
-    False). ``piece_spans[t]`` is the ``(start, stop)`` slice of turn ``t``'s piece and its
-    end-of-turn token. ``truncated[t]`` says that the model did not end piece ``t`` with
-    the end-of-turn token itself — it ran out of budget (or stopped with another stop
-    token, e.g. a bare EOS, which is dropped) — so the policy added that token: it is not
-    masked in, since the model did not choose it.
-    """
-
-    token_ids: list[int] = field(default_factory=list)
-    policy_mask: list[bool] = field(default_factory=list)
-    logprobs: list[float] = field(default_factory=list)
-    piece_spans: list[tuple[int, int]] = field(default_factory=list)
-    truncated: list[bool] = field(default_factory=list)
-    messages: list[Message] = field(default_factory=list)
-    #: the rendered text of ``token_ids`` (to check that the template only appends)
-    text: str = ""
     #: how many tokens at the end of ``token_ids`` are not in the KV cache yet
     pending: int = 0
     #: this episode's row in the batched KV cache, None before the first turn / after the last
     kv: tuple[KVBlock, int] | None = None
-    #: tokens of the system prompt, which a bounded cache always keeps
-    system_len: int = 0
-    #: ``turn_starts[t]``: index in ``token_ids`` where the tokens of user turn ``t`` begin
-    turn_starts: list[int] = field(default_factory=list)
     #: ``evicted[t]``: tokens after the system prompt that were out of the cache (dropped
     #: by ``cache_window``) when piece ``t`` was written; all 0 without a window
     evicted: list[int] = field(default_factory=list)
     #: speech policies: the encoder frames ``[n, dim]`` of each user turn, in order (their
     #: projections sit at the turn's placeholder tokens)
     speech: list[torch.Tensor] = field(default_factory=list)
-
-    def extend(self, ids: Sequence[int], policy: bool = False, logprobs=None) -> None:
-        self.token_ids += ids
-        self.policy_mask += [policy] * len(ids)
-        self.logprobs += list(logprobs) if logprobs is not None else [0.0] * len(ids)
 
 
 class LLMPolicy:
@@ -137,9 +104,6 @@ class LLMPolicy:
     speech policy (module docstring): sources are audio, turns carry speech embeddings.
     """
 
-    #: turns of every episode whose quick rendering is checked against a full rendering
-    CHECKED_TURNS = 3
-
     def __init__(
         self,
         model,
@@ -148,7 +112,7 @@ class LLMPolicy:
         temperature: float = 1.0,
         top_p: float = 1.0,
         max_piece_tokens: int = 32,
-        system_prompt: str = SYSTEM_PROMPT,
+        system_prompt: str | None = SYSTEM_PROMPT,
         seed: int | None = None,
         max_final_tokens: int = 256,
         name: str = "llm",
@@ -181,7 +145,6 @@ class LLMPolicy:
             generator = torch.Generator(device=model.device).manual_seed(seed)
         self.sampler = Sampler(do_sample, temperature, top_p, generator)
         self.stop_ids = self.chat.stop_ids(model)
-        self._full_render = False  # set when the template is not local (see _open_turn)
         self.speech = speech
         self.speech_id = speech_token_id(tokenizer) if speech is not None else None
         if self.speech_id is not None:
@@ -279,60 +242,18 @@ class LLMPolicy:
     def _record(self, state: StreamState) -> DialogueRecord:
         rec = state.memory.get("dialogue")
         if rec is None:
-            rec = state.memory["dialogue"] = DialogueRecord(
-                messages=[system_message(self.system_prompt)]
-            )
+            system = [] if self.system_prompt is None else [system_message(self.system_prompt)]
+            rec = state.memory["dialogue"] = DialogueRecord(messages=system)
         return rec
 
     def _open_turn(self, rec: DialogueRecord, chunk) -> list[int]:
         """Add the user turn and the assistant's generation prompt; returns the tokens the
         cache has not seen (the end of the previous turn, then the new text)."""
-        user = user_message(chunk)
-        turn = len(rec.turn_starts)
         first_new = len(rec.token_ids) - rec.pending
-        if turn == 0:
-            system = self.chat.render(rec.messages, generation_prompt=False)
-            full = self.chat.render([*rec.messages, user], generation_prompt=True)
-            if full.startswith(system):  # the system prompt's tokens, kept by a bounded cache
-                rec.extend(self.chat.encode(system))
-                rec.system_len = len(rec.token_ids)
-            delta = full[len(system) if rec.system_len else 0 :]
-        else:
-            delta = self._new_text(rec, user, check=turn < self.CHECKED_TURNS)
-        rec.messages.append(user)
-        ids = self.chat.encode(delta)
-        rec.text += delta if turn else full
-        rec.turn_starts.append(len(rec.token_ids))
-        rec.extend(ids)
+        check = len(rec.turn_starts) < self.chat.CHECKED_TURNS
+        self.chat.open_turn(rec, user_message(chunk), check)
         rec.pending = 0
         return rec.token_ids[first_new:]
-
-    def _new_text(self, rec: DialogueRecord, user: Message, check: bool) -> str:
-        """The text a new user turn adds to the rendered dialogue.
-
-        It is found from a small rendering: the system prompt, the last turn and the new
-        one. For the first turns of each episode the full rendering checks it (and checks
-        that the template only appends); a template whose text depends on more than the
-        last turn then switches this policy to full renderings.
-        """
-        system, last_user, last_piece = rec.messages[0], rec.messages[-2], rec.messages[-1]
-        before = self.chat.render([system, last_user], generation_prompt=True)
-        before += last_piece["content"] + self.chat.end_text
-        after = self.chat.render([system, last_user, last_piece, user], generation_prompt=True)
-        quick = after[len(before) :] if after.startswith(before) else None
-        if quick is not None and not check and not self._full_render:
-            return quick
-        full = self.chat.render([*rec.messages, user], generation_prompt=True)
-        if not full.startswith(rec.text):
-            raise RuntimeError(
-                "the chat template is not append-only: rendering the dialogue with a new turn "
-                "changed the text of earlier turns, so the KV cache cannot be reused "
-                f"(expected the new rendering to start with ...{rec.text[-60:]!r})"
-            )
-        delta = full[len(rec.text) :]
-        if quick != delta:
-            self._full_render = True
-        return delta
 
     def _close_turn(
         self, rec: DialogueRecord, tokens: list[int], logprobs: list[float], stopped: bool
@@ -343,14 +264,7 @@ class LLMPolicy:
         if stopped and tokens[-1] != self.chat.end_id:
             # Another stop token (e.g. a bare EOS): the turn still ends with the template's.
             tokens, logprobs, stopped = tokens[:-1], logprobs[:-1], False
-        rec.extend(tokens, policy=True, logprobs=logprobs)
-        if not stopped:  # out of budget, or replaced stop: close the turn ourselves
-            rec.extend([self.chat.end_id])
+        piece = tokens[:-1] if stopped else tokens
+        self.chat.close_turn(rec, piece, closed=stopped, logprobs=logprobs)
         rec.pending = len(rec.token_ids) - start - fed
-        rec.piece_spans.append((start, len(rec.token_ids)))
-        rec.truncated.append(not stopped)
-        body = rec.token_ids[start : len(rec.token_ids) - 1]
-        raw = self.chat.decode(body)
-        rec.messages.append(assistant_message(raw))
-        rec.text += raw + self.chat.end_text
-        return " ".join(self.chat.decode(body, skip_special=True).split())
+        return " ".join(self.chat.decode(piece, skip_special=True).split())

@@ -3,10 +3,12 @@
 A training example is a dialogue in the chat format of :mod:`simulpo.stream.dialogue`
 (JSONL lines ``{"messages": [...]}``): a simultaneous episode (user turn = source chunk,
 assistant turn = piece written, empty = wait) or an offline translation (one turn each).
-It is rendered with the tokenizer's own chat template and the loss covers exactly the
-tokens the model would write at inference: each assistant turn's content and the token
-that closes it. An empty assistant turn still trains its end-of-turn token — that is how
-the model learns to wait.
+It is tokenized by the one rendering the LLM policy uses too
+(:class:`~simulpo.models.chat.ChatFormat`: the tokenizer's own chat template around the
+pieces, turn by turn), so SFT trains on exactly the tokens the policy later writes, and
+the loss covers exactly the tokens the model writes at inference: each assistant turn's
+content and the token that closes it. An empty assistant turn still trains its
+end-of-turn token — that is how the model learns to wait.
 
 Training is an ``accelerate`` loop (the same code runs on one CPU or data-parallel under
 ``accelerate launch``): length-grouped batches with a token budget and dynamic padding,
@@ -36,7 +38,6 @@ import hashlib
 import json
 import logging
 import math
-import re
 import time
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -51,6 +52,7 @@ from tqdm.auto import tqdm
 
 from simulpo.errors import ConfigError, InputError, SimulpoError
 from simulpo.io import atomic_write_json, read_lines
+from simulpo.models.chat import ChatFormat, check_alternating
 from simulpo.models.lm import save_model
 from simulpo.train.bookkeeping import TrainingRun
 from simulpo.train.checkpoint import latest_checkpoint
@@ -152,7 +154,8 @@ def load_dialogues(path: str | Path) -> list[Messages]:
 
 def check_messages(messages: Any) -> None:
     """Raise TypeError/ValueError unless ``messages`` is a list of role/content dicts with an
-    assistant turn."""
+    assistant turn, shaped as a dialogue (an optional system message, then user and
+    assistant turns alternating)."""
     if not isinstance(messages, list) or not messages:
         raise TypeError("a dialogue must be a non-empty list of messages")
     for m in messages:
@@ -164,144 +167,37 @@ def check_messages(messages: Any) -> None:
             raise TypeError(f'every message needs a "role" and a "content" string, got {m!r:.80}')
     if not any(m["role"] == "assistant" for m in messages):
         raise ValueError("the dialogue has no assistant turn, so nothing to learn from")
-
-
-# The content of assistant turn k is swapped for this marker to find where the template
-# puts it; private-use characters, so no text and no template filter (trim, ...) touch it.
-_MARK = "\ue000{}\ue001"
-_MARK_RE = re.compile("\ue000(\\d+)\ue001")
-
-
-def _render(tokenizer, messages: Messages, **kwargs) -> str:
-    return tokenizer.apply_chat_template(messages, tokenize=False, **kwargs)
-
-
-def assistant_spans(tokenizer, messages: Messages) -> tuple[str, list[tuple[int, int, int]]]:
-    """The rendered dialogue and, per assistant turn, ``(content_start, content_end, turn_end)``
-    character offsets in it (``turn_end``: a bound on where the turn's closing text stops).
-
-    Works for any chat template. The fast way renders the dialogue once more with every
-    assistant content replaced by a marker, and accepts the marker positions only if
-    putting the real contents back gives exactly the real rendering. Templates that
-    rewrite contents (``trim``, ...) fall back to rendering growing prefixes of the
-    dialogue, which needs the template to be append-only (a prefix of the dialogue renders
-    as a prefix of the text — also what KV-cache reuse across turns needs).
-    """
-    text = _render(tokenizer, messages)
-    turns = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
-    spans = _spans_by_markers(tokenizer, messages, text, turns)
-    if spans is None:
-        spans = _spans_by_prefixes(tokenizer, messages, text, turns)
-    return text, spans
-
-
-def _spans_by_markers(
-    tokenizer, messages: Messages, text: str, turns: list[int]
-) -> list[tuple[int, int, int]] | None:
-    marked = [
-        dict(m, content=_MARK.format(i)) if m["role"] == "assistant" else m
-        for i, m in enumerate(messages)
-    ]
-    parts = _MARK_RE.split(_render(tokenizer, marked))  # [text, index, text, index, ..., text]
-    if [int(k) for k in parts[1::2]] != turns:
-        return None
-    pieces, bounds, pos = [], [], 0
-    for j, i in enumerate(turns):
-        content = messages[i]["content"]
-        pos += len(parts[2 * j])
-        bounds.append((pos, pos + len(content)))
-        pos += len(content)
-        pieces += [parts[2 * j], content]
-    pieces.append(parts[-1])
-    if "".join(pieces) != text or any(not p for p in parts[2::2]):
-        return None  # the template rewrites contents, or writes nothing after a turn
-    # A turn's closing text lies between its content and the next assistant content.
-    limits = [s for s, _ in bounds[1:]] + [len(text)]
-    return [(s, e, limit) for (s, e), limit in zip(bounds, limits)]
-
-
-def _spans_by_prefixes(
-    tokenizer, messages: Messages, text: str, turns: list[int]
-) -> list[tuple[int, int, int]]:
-    spans = []
-    for i in turns:
-        content = messages[i]["content"]
-        before = _render(tokenizer, messages[:i])
-        whole = _render(tokenizer, messages[: i + 1])
-        if whole == before:
-            raise SimulpoError(
-                f"the chat template drops assistant turn {i} (content {content!r:.40}), so its "
-                "end of turn cannot be trained; simulpo needs every turn rendered, even empty ones"
-            )
-        probe = _render(tokenizer, messages[:i] + [dict(messages[i], content=_MARK.format(i))])
-        start = probe.find(_MARK.format(i))
-        if start < 0 or text[:start] != probe[:start] or not text.startswith(whole):
-            raise SimulpoError(
-                "the chat template is not append-only (a prefix of a dialogue does not render as "
-                "a prefix of its text); simulpo needs one, for training and for KV-cache reuse"
-            )
-        for candidate in (content, content.strip(), content.lstrip(), content.rstrip()):
-            if text.startswith(candidate, start):
-                end = start + len(candidate)
-                break
-        else:
-            raise SimulpoError(
-                f"cannot find assistant turn {i}'s content where the chat template puts it"
-            )
-        if len(whole) <= end:
-            raise SimulpoError(
-                f"the chat template writes nothing after assistant turn {i}: no end-of-turn token to train"
-            )
-        spans.append((start, end, len(whole)))
-    return spans
+    check_alternating(messages)
 
 
 def tokenize_dialogue(
     tokenizer, messages: Messages, max_length: int | None = None
 ) -> tuple[list[int], list[int]]:
-    """``(input_ids, labels)`` of a dialogue rendered with the tokenizer's chat template.
+    """``(input_ids, labels)`` of a dialogue, tokenized as the LLM policy writes it.
 
-    ``labels`` is ``input_ids`` on the tokens of each assistant turn's content plus the
-    first token after it (the end-of-turn token, e.g. ``<|im_end|>``; for an empty turn,
-    only that token) and -100 everywhere else (system, user turns, turn headers, the
-    newline after an end-of-turn). Token spans come from the offsets mapping of a fast
-    tokenizer. With ``max_length``, the sequence is cut to its first ``max_length`` tokens.
+    The tokens are :meth:`~simulpo.models.chat.ChatFormat.transcript`'s (the one rendering
+    the policy uses too): the template's text around the pieces, each piece's content
+    encoded on its own, each turn closed by the end-of-turn token, the sequence ending at
+    the last one. ``labels`` is ``input_ids`` where the policy would have written the
+    token (each assistant turn's content and its end-of-turn token; for an empty turn,
+    only that token, which is how the model learns to wait; not the end-of-turn of a turn
+    marked ``"truncated": true``) and -100 everywhere else. With ``max_length``, the
+    sequence is cut to its first ``max_length`` tokens.
     """
-    try:
-        check_messages(messages)
-    except (TypeError, ValueError) as err:
-        raise SimulpoError(str(err)) from None
-    _check_fast(tokenizer)
-    text, spans = assistant_spans(tokenizer, messages)
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    ids = list(enc["input_ids"])
-    labels = _labels(ids, np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2), spans)
+    ids, labels = _tokenize(ChatFormat(tokenizer), messages)
     if max_length is not None:
         ids, labels = ids[:max_length], labels[:max_length]
     return ids, labels
 
 
-def _check_fast(tokenizer) -> None:
-    if not getattr(tokenizer, "is_fast", True):
-        raise SimulpoError(
-            "SFT needs a fast (Rust) tokenizer for its character offsets; load it with "
-            "AutoTokenizer.from_pretrained(path) (use_fast is the default)"
-        )
-
-
-def _labels(ids: list[int], offsets: np.ndarray, spans: list[tuple[int, int, int]]) -> list[int]:
-    """Labels from character spans: the tokens overlapping each content, plus the next token
-    (the end of turn) when it starts before the turn's end; -100 elsewhere."""
-    starts, ends = offsets[:, 0], offsets[:, 1]
-    labels = np.full(len(ids), IGNORE, dtype=np.int64)
-    token_ids = np.asarray(ids, dtype=np.int64)
-    for content_start, content_end, turn_end in spans:
-        # offsets grow with the token index, so both ends are binary searches
-        first = int(np.searchsorted(ends, content_start, side="right"))  # first ending inside
-        close = int(np.searchsorted(starts, content_end, side="left"))  # first after the content
-        last = close if close < len(ids) and starts[close] < turn_end else close - 1
-        labels[first : last + 1] = token_ids[first : last + 1]
-    return labels.tolist()
+def _tokenize(chat: ChatFormat, messages: Messages) -> tuple[list[int], list[int]]:
+    try:
+        check_messages(messages)
+    except (TypeError, ValueError) as err:
+        raise SimulpoError(str(err)) from None
+    t = chat.transcript(messages)
+    labels = [i if m else IGNORE for i, m in zip(t.token_ids, t.policy_mask)]
+    return t.token_ids, labels
 
 
 @dataclass
@@ -365,39 +261,27 @@ def tokenize_dialogues(
             "speech dialogues cannot be truncated (a cut would split a speech turn); "
             "use overlong='skip' or a larger max_length"
         )
-    _check_fast(tokenizer)
-    texts, all_spans = [], []
-    for i, messages in enumerate(dialogues):
-        try:
-            check_messages(messages)
-        except (TypeError, ValueError) as err:
-            raise SimulpoError(f"{name} dialogue {i}: {err}") from None
-        text, spans = assistant_spans(tokenizer, messages)
-        texts.append(text)
-        all_spans.append(spans)
+    chat = ChatFormat(tokenizer)
     out = TokenizedSet([], [], speech=[] if speech is not None else None)
     unlabelled = 0
-    for start in range(0, len(texts), 1024):  # batched: the fast tokenizer uses every core
-        enc = tokenizer(
-            texts[start : start + 1024], add_special_tokens=False, return_offsets_mapping=True
-        )
-        for k, (ids, offsets, spans) in enumerate(
-            zip(enc["input_ids"], enc["offset_mapping"], all_spans[start : start + 1024]), start
-        ):
-            labels = _labels(ids, np.asarray(offsets, dtype=np.int64).reshape(-1, 2), spans)
-            if len(ids) > max_length:
-                if overlong == "skip":
-                    out.skipped += 1
-                    continue
-                ids, labels = ids[:max_length], labels[:max_length]
-                out.truncated += 1
-                if all(y == IGNORE for y in labels[1:]):  # cut before any assistant token
-                    unlabelled += 1
-                    continue
-            out.input_ids.append(np.asarray(ids, dtype=np.int64))
-            out.labels.append(np.asarray(labels, dtype=np.int64))
-            if out.speech is not None:
-                out.speech.append(list(speech[k]))
+    for k, messages in enumerate(dialogues):
+        try:
+            ids, labels = _tokenize(chat, messages)
+        except SimulpoError as err:
+            raise SimulpoError(f"{name} dialogue {k}: {err}") from None
+        if len(ids) > max_length:
+            if overlong == "skip":
+                out.skipped += 1
+                continue
+            ids, labels = ids[:max_length], labels[:max_length]
+            out.truncated += 1
+            if all(y == IGNORE for y in labels[1:]):  # cut before any assistant token
+                unlabelled += 1
+                continue
+        out.input_ids.append(np.asarray(ids, dtype=np.int64))
+        out.labels.append(np.asarray(labels, dtype=np.int64))
+        if out.speech is not None:
+            out.speech.append(list(speech[k]))
     if out.skipped or out.truncated:
         log.warning(
             "%s set: %d of %d dialogues longer than max_length=%d tokens were %s",
@@ -475,7 +359,8 @@ def collate(data: TokenizedSet, indices: np.ndarray, pad_id: int) -> dict[str, A
 
 
 def to_device(batch: dict[str, Any], device) -> dict[str, Any]:
-    """The batch's tensors (and speech frames, kept float16 until the projector) on ``device``."""
+    """The batch's tensors (and speech frames, kept in their float16 until the projector) on
+    ``device``."""
     out = {k: v.to(device) for k, v in batch.items() if k != "speech"}
     if "speech" in batch:
         out["speech"] = [[f.to(device) for f in row] for row in batch["speech"]]
@@ -804,7 +689,6 @@ def _train_step(
 
 __all__ = [
     "SFTConfig",
-    "assistant_spans",
     "config_help",
     "evaluate_loss",
     "length_grouped_batches",
