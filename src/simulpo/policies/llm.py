@@ -10,7 +10,8 @@ rendering of a dialogue that SFT labels use too: the text around the pieces come
 the tokenizer's own chat template (so any chat model works), the pieces are the tokens
 sampled, each turn is tokenized on its own and the template must be append-only (see
 :mod:`simulpo.models.chat`). ``system_prompt=None`` sends no system message (the
-template's default system prompt, if it has one, then opens the first turn).
+template's default system prompt, if it has one, then opens the first turn, and a bounded
+cache may evict it with that turn).
 
 All live episodes of a turn are decoded together (:mod:`simulpo.policies.generation`):
 their caches are merged into one left-padded batch, the new tokens are left-padded, and
@@ -45,7 +46,6 @@ speech embedding) rendered through the same template; the prefill of a turn's ne
 feeds the projected encoder frames in their place (``generate``'s ``embed``). The cache,
 decoding and records are those of text; ``DialogueRecord.speech`` keeps each turn's
 encoder frames so a trainer can rebuild the same inputs.
-
 """
 
 from __future__ import annotations
