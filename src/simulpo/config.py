@@ -1,8 +1,9 @@
 """Configs: nested dataclasses, filled from YAML recipes (``configs/*.yaml``) and CLI overrides.
 
 A recipe names only what it changes; everything else keeps the dataclass default. Unknown
-keys and values of the wrong type are errors that name the key, so a typo in a recipe
-never silently trains with a default.
+keys, values of the wrong type, NaN or infinite floats and values outside a field's
+``range`` (see :func:`option`) are errors that name the key, so a typo in a recipe never
+silently trains with a default, and a ``beta2: 1.0`` never trains at all.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -20,8 +22,60 @@ from typing import Any, TypeVar
 import yaml
 
 from simulpo.errors import ConfigError, SimulpoError
+from simulpo.io import read_text
 
 T = TypeVar("T")
+
+_RANGE = re.compile(r"([\[(])\s*([^,\s]*)\s*,\s*([^\])\s]*)\s*([\])])")
+
+
+def option(default: Any, help: str, range: str | None = None) -> Any:
+    """A config field with its one-line ``help`` and an allowed ``range`` of values.
+
+    ``range`` is an interval in the usual notation, ``"(0, 1)"``, ``"[0, 1)"``, with an
+    empty bound for no bound: ``"(0, )"`` is "positive", ``"[0, )"`` "at least 0". A
+    value read from a config outside it is an error naming the key (``None`` is always
+    allowed where the type allows it).
+    """
+    if range is not None and not _RANGE.fullmatch(range):
+        raise ValueError(f"bad range {range!r}: write an interval such as '[0, 1)' or '(0, )'")
+    metadata = {"help": help} if range is None else {"help": help, "range": range}
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def in_range(value: float, interval: str) -> bool:
+    """Whether ``value`` lies in ``interval`` (the notation of :func:`option`)."""
+    left, low, high, right = _RANGE.fullmatch(interval).groups()
+    above = not low or (value >= float(low) if left == "[" else value > float(low))
+    below = not high or (value <= float(high) if right == "]" else value < float(high))
+    return above and below
+
+
+def describe_range(interval: str) -> str:
+    """``"(0, )"`` → ``"> 0"``, ``"[0, 1)"`` → ``"in [0, 1)"``: the range as an error says it."""
+    left, low, high, right = _RANGE.fullmatch(interval).groups()
+    if low and high:
+        return f"in {interval.replace(' ', '').replace(',', ', ')}"
+    if low:
+        return f"{'>=' if left == '[' else '>'} {low}"
+    return f"{'<=' if right == ']' else '<'} {high}" if high else "any number"
+
+
+def check_ranges(config: Any, where: str = "") -> None:
+    """Raise a ConfigError naming the first field of dataclass ``config`` whose value lies
+    outside its :func:`option` range or is a NaN or infinite float."""
+    for f in dataclasses.fields(config):
+        _check_value(f, getattr(config, f.name), f"{where}{f.name}")
+
+
+def _check_value(f: dataclasses.Field, value: Any, where: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    if not math.isfinite(value):
+        raise ConfigError(f"{where}: expected a finite float, got {value!r}")
+    interval = f.metadata.get("range")
+    if interval and not in_range(value, interval):
+        raise ConfigError(f"{where} must be {describe_range(interval)}, got {value!r}")
 
 
 def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "", base: T | None = None) -> T:
@@ -46,10 +100,14 @@ def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "", base: T | 
         name: _convert(hints[name], value, f"{where}{name}", getattr(base, name))
         for name, value in data.items()
     }
+    for name, value in values.items():
+        _check_value(fields[name], value, f"{where}{name}")
     return dataclasses.replace(base, **values)
 
 
 _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+#: how people write NaN and infinity, which YAML reads as strings (it spells them .nan, .inf)
+_NOT_FINITE = re.compile(r"[-+]?(nan|inf|infinity)", re.IGNORECASE)
 
 
 def _convert(hint: Any, value: Any, where: str, current: Any = None) -> Any:
@@ -85,6 +143,13 @@ def _convert(hint: Any, value: Any, where: str, current: Any = None) -> Any:
         return float(value)
     if hint is float and isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
         return float(value)  # YAML 1.1 reads 1e-5 (no dot) as a string
+    if hint is float and isinstance(value, str) and _NOT_FINITE.fullmatch(value.strip()):
+        raise ConfigError(
+            f"{where}: expected a finite float, got {value!r} (YAML spells NaN and infinity "
+            ".nan and .inf, and no setting takes them)"
+        )
+    if hint is float and isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}: expected a finite float, got {value!r}")
     if hint in (int, float, str, bool) and not (
         isinstance(value, hint) and not (hint is int and isinstance(value, bool))
     ):
@@ -110,7 +175,7 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequenc
     if path is not None:
         path = Path(path)
         try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+            loaded = yaml.safe_load(read_text(path))
         except FileNotFoundError:
             raise SimulpoError(f"{path}: no such config file") from None
         except yaml.YAMLError as e:

@@ -98,7 +98,7 @@ def test_config_from_a_recipe_mapping():
         ({"latency": "EndOffset"}, "latency"),
         ({"lam": -1.0}, ">= 0"),
         ({"max_merge": 0}, "max_merge"),
-        ({"max_latency": 0.0}, "positive"),
+        ({"max_latency": 0.0}, "max_latency must be > 0"),
         ({"quality": "rouge"}, "quality metric"),
         ({"resegment": "spaces"}, "resegment"),
     ],

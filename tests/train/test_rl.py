@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import numpy as np
 import pytest
@@ -125,3 +126,13 @@ def test_group_of_one_is_refused():
 
     with pytest.raises(ConfigError, match="group_size"):
         RLConfig(group_size=1).check()
+
+
+def test_rerunning_a_finished_run_keeps_its_dev_scores(tmp_path):
+    base, tok = tiny_chat_lm()
+    data, config = segments(6), tiny_config()
+    first = train_rl(copy.deepcopy(base), tok, data, data[:2], config, tmp_path, progress=False)
+    assert first["dev"]
+    again = train_rl(copy.deepcopy(base), tok, data, data[:2], config, tmp_path, progress=False)
+    assert again["dev"] == first["dev"]
+    assert json.loads((tmp_path / "result.json").read_text())["dev"] == first["dev"]

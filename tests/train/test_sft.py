@@ -345,7 +345,9 @@ def test_resume_after_kill_gives_the_same_weights(tok, tmp_path, monkeypatch, sa
 
 def test_resume_refuses_other_data_and_restarts_on_request(tok, tmp_path):
     data = dialogues(6)
-    train_sft(build_tiny_lm(tok, **SMALL), tok, data, None, fast(), tmp_path, progress=False)
+    first = train_sft(
+        build_tiny_lm(tok, **SMALL), tok, data, None, fast(), tmp_path, progress=False
+    )
     with pytest.raises(SimulpoError, match="other training data"):
         train_sft(
             build_tiny_lm(tok, **SMALL),
@@ -364,7 +366,8 @@ def test_resume_refuses_other_data_and_restarts_on_request(tok, tmp_path):
     again = train_sft(
         build_tiny_lm(tok, **SMALL), tok, data, None, fast(log_every=1), tmp_path, progress=False
     )
-    assert again["tokens_per_s"] is None
+    assert again == first  # a finished result is never lost (its speed included)
+    assert json.loads((tmp_path / "result.json").read_text()) == first
     fresh = train_sft(
         build_tiny_lm(tok, **SMALL),
         tok,
@@ -535,3 +538,79 @@ def test_resume_accepts_fields_added_since_the_checkpoint_at_their_defaults(tok,
         build_tiny_lm(tok, **SMALL), tok, data, None, fast(epochs=2), tmp_path, progress=False
     )
     assert resumed["epochs"] == 2
+
+
+def _truncate(file) -> None:
+    file.write_bytes(file.read_bytes()[: file.stat().st_size // 2])
+
+
+@pytest.mark.parametrize(
+    "damaged", ["model.safetensors", "training_state.pt", "trainer_state.json"]
+)
+def test_resume_falls_back_past_a_damaged_checkpoint(tok, tmp_path, caplog, damaged):
+    data = dialogues(12, seed=2)
+    config = fast(epochs=2, batch_tokens=300, keep_checkpoints=0)
+    straight = build_tiny_lm(tok, seed=0, **SMALL)
+    reference = train_sft(straight, tok, data, None, config, tmp_path / "a", progress=False)
+    train_sft(build_tiny_lm(tok, seed=0, **SMALL), tok, data, None, config, tmp_path / "b")
+    older, newest = list_checkpoints(tmp_path / "b" / "checkpoints")
+    _truncate(newest / damaged)
+
+    resumed_model = build_tiny_lm(tok, seed=7, **SMALL)
+    with caplog.at_level("WARNING"):
+        resumed = train_sft(resumed_model, tok, data, None, config, tmp_path / "b", progress=False)
+    assert f"{newest / damaged}: unreadable" in caplog.text
+    assert (
+        f"resuming from {older} (step {json.loads((older / 'trainer_state.json').read_text())['step']}), the newest that loads"
+        in caplog.text
+    )
+    assert resumed["train_loss"] == pytest.approx(reference["train_loss"], rel=1e-5)
+    for k, v in weights(straight).items():
+        torch.testing.assert_close(weights(resumed_model)[k], v, rtol=1e-5, atol=1e-6)
+
+
+def test_no_readable_checkpoint_suggests_restart(tok, tmp_path):
+    data = dialogues(6)
+    train_sft(build_tiny_lm(tok, **SMALL), tok, data, None, fast(), tmp_path, progress=False)
+    (only,) = list_checkpoints(tmp_path / "checkpoints")
+    (only / "trainer_state.json").write_text('{"step": 3, "epo')
+    with pytest.raises(SimulpoError, match=r"trainer_state.json: unreadable .*--restart"):
+        train_sft(build_tiny_lm(tok, **SMALL), tok, data, None, fast(), tmp_path, progress=False)
+    again = train_sft(
+        build_tiny_lm(tok, **SMALL), tok, data, None, fast(), tmp_path, resume=False, progress=False
+    )
+    assert again["steps"] > 0
+
+
+def test_a_damaged_checkpoint_names_its_file_and_restores_nothing(tok, tmp_path):
+    from simulpo.train.checkpoint import CorruptCheckpoint
+
+    saved = build_tiny_lm(tok, seed=1, **SMALL)
+    path = save_checkpoint(tmp_path, saved, {"step": 1})
+    _truncate(path / "model.safetensors")
+    model = build_tiny_lm(tok, seed=2, **SMALL)
+    before = weights(model)
+    with pytest.raises(CorruptCheckpoint, match=rf"{path / 'model.safetensors'}: unreadable"):
+        load_checkpoint(path, model)
+    assert all(torch.equal(v, before[k]) for k, v in weights(model).items())
+
+
+def test_a_new_start_removes_what_killed_writes_left(tok, tmp_path):
+    data = dialogues(6)
+    out = tmp_path / "run"
+    train_sft(build_tiny_lm(tok, **SMALL), tok, data, None, fast(), out, progress=False)
+    torn = [
+        out / ".final.tmp-k3j2",  # save_model's folder (atomic_write_dir)
+        out / ".result.json.x8f1.tmp",  # atomic_write_text's file
+        out / "checkpoints" / ".checkpoint-00000009.tmp-a1",
+    ]
+    for path in torn:
+        if path.name.endswith(".tmp"):
+            path.write_text("{")
+        else:
+            path.mkdir()
+            (path / "model.safetensors").write_bytes(b"torn")
+    keep = out / ".notes.txt"  # hidden, but not ours: stays
+    keep.write_text("mine")
+    train_sft(build_tiny_lm(tok, **SMALL), tok, data, None, fast(), out, progress=False)
+    assert not any(p.exists() for p in torn) and keep.exists()

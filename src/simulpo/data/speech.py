@@ -63,7 +63,7 @@ import numpy as np
 
 from simulpo.data.audio import SAMPLE_RATE, read_audio, resample, to_pcm16, write_audio
 from simulpo.errors import ConfigError, InputError, SimulpoError
-from simulpo.io import atomic_write_json, atomic_write_text
+from simulpo.io import atomic_write_json, atomic_write_text, read_text
 
 log = logging.getLogger(__name__)
 
@@ -534,7 +534,7 @@ def read_segments(path: str | Path) -> list[dict]:
 
     path = Path(path)
     try:
-        segments = yaml.safe_load(path.read_text(encoding="utf-8"))
+        segments = yaml.safe_load(read_text(path))
     except FileNotFoundError:
         raise SimulpoError(f"{path}: no such file") from None
     except (yaml.YAMLError, UnicodeDecodeError) as err:
@@ -559,7 +559,7 @@ def load_speech_split(folder: str | Path, split: str) -> list[SpeechUtterance]:
         raise SimulpoError(f"{path}: no such file (build it with `simulpo data speech`)")
     utterances = []
     known = {f.name for f in SpeechUtterance.__dataclass_fields__.values()}
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for i, line in enumerate(read_text(path).splitlines(), 1):
         try:
             rec = json.loads(line)
             fields = {k: rec.pop(k) for k in list(rec) if k in known and k != "extra"}

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from simulpo.errors import InputError
-from simulpo.io import atomic_write_json
+from simulpo.io import atomic_write_json, read_text
 
 Row = dict[str, Any]
 
@@ -21,7 +21,7 @@ def read_report(path: str | Path) -> list[Row]:
     if path.is_dir():
         path = path / "report.json"
     try:
-        rows = json.loads(path.read_text(encoding="utf-8"))
+        rows = json.loads(read_text(path))
     except FileNotFoundError:
         raise InputError(path, "no such report")
     except (json.JSONDecodeError, UnicodeDecodeError) as e:

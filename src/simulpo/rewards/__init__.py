@@ -17,9 +17,9 @@ COMET, MetricX or reference-free QE model).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
+from simulpo.config import check_ranges, option
 from simulpo.errors import ConfigError
 from simulpo.rewards.align import Bead, align_sentences, similarity, split_sentences
 from simulpo.rewards.base import Reward, RewardResult, Segment
@@ -55,34 +55,38 @@ __all__ = [
 REWARD_KINDS = ("seqpo", "hpo")
 
 
-def _f(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
-
-
 @dataclass
 class RewardConfig:
     """Which reward and its hyper-parameters; each field's ``metadata["help"]`` is its help."""
 
-    kind: str = _f("seqpo", "seqpo (fused, truncated latency) or hpo (hierarchical, gated)")
-    quality: str = _f(
+    kind: str = option("seqpo", "seqpo (fused, truncated latency) or hpo (hierarchical, gated)")
+    quality: str = option(
         "chrf",
         "sentence quality: chrf, chrf++, chrf1, bleu, comet:/path/model.ckpt, "
         "metricx24:DIR (also metricx24-qe, metricx23, metricx23-qe, metricx: version from DIR; "
         "lower is better) or qe:DIR (a local reference-free regression model)",
     )
-    target_lang: str | None = _f(None, "target language, for BLEU's tokenizer (zh, ja, ...)")
-    latency: str = _f("AL", "seqpo latency metric: AL, LAAL, DAL, AP, ATD or StartOffset")
-    computation_aware: bool = _f(False, "seqpo: latency from elapsed (compute time) not delays")
-    lam: float = _f(2.0, "seqpo: weight of the normalized latency (r = Qn - lam * Ln)")
-    truncate: bool = _f(True, "seqpo: clamp latency at the floor (False: the hack ablation)")
-    floor: float | None = _f(None, "seqpo: truncation floor in source units; None = first chunk")
-    w: float = _f(0.5, "hpo: weight of the normalized gated latency (R = Qn - w * Gn)")
-    gate: bool = _f(True, "hpo: a sentence's latency counts only if its quality passes")
-    threshold: float | None = _f(None, "hpo: gate threshold, metric scale; None = metric default")
-    max_latency: float | None = _f(None, "hpo: latency cap, source units; None = source length")
-    max_merge: int = _f(4, "hpo aligner: most sentences joined on one side of a bead")
-    min_similarity: float = _f(0.1, "hpo aligner: least char n-gram F1 for aligning a bead")
-    resegment: str = _f(
+    target_lang: str | None = option(None, "target language, for BLEU's tokenizer (zh, ja, ...)")
+    latency: str = option("AL", "seqpo latency metric: AL, LAAL, DAL, AP, ATD or StartOffset")
+    computation_aware: bool = option(False, "seqpo: latency from elapsed (compute time) not delays")
+    lam: float = option(2.0, "seqpo: weight of the normalized latency (r = Qn - lam * Ln)", "[0, )")
+    truncate: bool = option(True, "seqpo: clamp latency at the floor (False: the hack ablation)")
+    floor: float | None = option(
+        None, "seqpo: truncation floor in source units; None = first chunk", "[0, )"
+    )
+    w: float = option(0.5, "hpo: weight of the normalized gated latency (R = Qn - w * Gn)", "[0, )")
+    gate: bool = option(True, "hpo: a sentence's latency counts only if its quality passes")
+    threshold: float | None = option(
+        None, "hpo: gate threshold, metric scale; None = metric default"
+    )
+    max_latency: float | None = option(
+        None, "hpo: latency cap, source units; None = source length", "(0, )"
+    )
+    max_merge: int = option(4, "hpo aligner: most sentences joined on one side of a bead", "[1, )")
+    min_similarity: float = option(
+        0.1, "hpo aligner: least char n-gram F1 for aligning a bead", "[0, 1)"
+    )
+    resegment: str = option(
         "sentences",
         "hpo: sentences (split at full stops, align; HPO's code) or mwer (min-WER "
         "re-segmentation onto the reference sentences, for targets without punctuation)",
@@ -98,16 +102,11 @@ class RewardConfig:
             raise ConfigError(
                 f"unknown reward latency {self.latency!r}; use one of {', '.join(REWARD_LATENCY_METRICS)}"
             )
-        if self.lam < 0 or self.w < 0:
-            raise ConfigError(f"lam and w must be >= 0, got lam={self.lam}, w={self.w}")
-        if self.max_merge < 1 or not 0 <= self.min_similarity < 1:
-            raise ConfigError("need max_merge >= 1 and 0 <= min_similarity < 1")
+        check_ranges(self, "reward ")
         if self.resegment not in RESEGMENTERS:
             raise ConfigError(
                 f"unknown resegment {self.resegment!r}; use one of {', '.join(RESEGMENTERS)}"
             )
-        if self.max_latency is not None and self.max_latency <= 0:
-            raise ConfigError(f"max_latency must be positive, got {self.max_latency}")
 
 
 class RewardFunction:

@@ -3,7 +3,9 @@ its JSONL log and its messages; a run started again resumes from its last checkp
 
 ``out_dir/checkpoints`` holds the checkpoints (:mod:`simulpo.train.checkpoint`) and
 ``out_dir/train_log.jsonl`` one line per logged event; a resumed run rewrites the log up
-to its checkpoint, so the log never holds events the weights have forgotten.
+to its checkpoint, so the log never holds events the weights have forgotten. A run
+resumes from the newest checkpoint that loads (an unreadable one is reported and skipped),
+and first deletes the temporary files that writes killed with the last run left.
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ from typing import Any
 import torch
 
 from simulpo.errors import SimulpoError
-from simulpo.io import atomic_write_text
+from simulpo.io import atomic_write_text, remove_partial_writes
 from simulpo.train.checkpoint import (
-    STATE_FILE,
-    latest_checkpoint,
+    CorruptCheckpoint,
     list_checkpoints,
     load_checkpoint,
+    read_state,
     save_checkpoint,
 )
 
@@ -63,31 +65,57 @@ class TrainingRun:
         return self.accelerator.is_main_process
 
     def start(self, fingerprint: str, resume: bool) -> None:
-        """Resume from the last complete checkpoint, or start afresh (deleting old ones)."""
+        """Resume from the newest checkpoint that loads, or start afresh (deleting old ones)."""
         self.fingerprint = fingerprint
-        found = latest_checkpoint(self.ckpt_dir)
-        if found is not None and not resume:
+        if self.main:
+            remove_partial_writes(self.out_dir)
+        found = list_checkpoints(self.ckpt_dir)
+        if found and not resume:
             if self.main:
-                n = len(list_checkpoints(self.ckpt_dir))
-                log.warning("resume=False: deleting %d old checkpoints in %s", n, self.ckpt_dir)
+                log.warning(
+                    "resume=False: deleting %d old checkpoints in %s", len(found), self.ckpt_dir
+                )
                 shutil.rmtree(self.ckpt_dir, ignore_errors=True)
-            self.accelerator.wait_for_everyone()
-            found = None
-        if found is not None:
-            saved = json.loads((found / STATE_FILE).read_text(encoding="utf-8"))
-            saved["config"] = _with_defaults(saved.get("config", {}), self.defaults)
-            _check_resumable(saved, self.config_dict, fingerprint, found)
-            state = load_checkpoint(found, self.model, self.optimizer, self.scheduler)
-            self.history = state.pop("history", [])
-            for key in ("extra", "path", "config", "fingerprint"):
-                state.pop(key, None)
-            self.state = state
-            log.info("resuming from %s (step %d)", found, state["step"])
+            found = []
+        self.accelerator.wait_for_everyone()
+        if found:
+            self._resume(found)
         else:
             torch.manual_seed(getattr(self.config, "seed", 0))
         if self.main:  # the log holds what the checkpoint knows, nothing after it
             text = "".join(json.dumps(e) + "\n" for e in self.history)
             atomic_write_text(self.out_dir / "train_log.jsonl", text)
+
+    def _resume(self, checkpoints: list[Path]) -> None:
+        """Load the newest of ``checkpoints`` that loads, saying which were skipped."""
+        broken = []
+        for path in reversed(checkpoints):
+            try:
+                saved = read_state(path)
+                saved["config"] = _with_defaults(saved.get("config", {}), self.defaults)
+                _check_resumable(saved, self.config_dict, self.fingerprint, path)
+                state = load_checkpoint(path, self.model, self.optimizer, self.scheduler)
+            except CorruptCheckpoint as err:
+                log.warning("cannot resume from %s: %s", path.name, err)
+                broken.append(str(err))
+                continue
+            self.history = state.pop("history", [])
+            for key in ("extra", "path", "config", "fingerprint"):
+                state.pop(key, None)
+            self.state = state
+            older = f", the newest that loads ({len(broken)} newer unreadable)" if broken else ""
+            log.log(
+                logging.WARNING if broken else logging.INFO,
+                "resuming from %s (step %d)%s",
+                path,
+                state["step"],
+                older,
+            )
+            return
+        raise SimulpoError(
+            f"no checkpoint in {self.ckpt_dir} can be read ({broken[0]}); start over with "
+            "--restart (resume=False), which deletes them"
+        )
 
     def checkpoint(self) -> None:
         if self.main:

@@ -13,8 +13,10 @@ A checkpoint is a directory ``checkpoint-{step:08d}`` holding
 The directory is filled under a hidden temporary name and renamed into place, so a
 checkpoint either exists complete or not at all; a run killed mid-write leaves at most a
 hidden ``.checkpoint-*`` directory, which :func:`latest_checkpoint` ignores and the next
-:func:`save_checkpoint` removes. Nothing here knows about SFT: the RL trainer uses the
-same functions with its own ``state``.
+:func:`save_checkpoint` removes. A checkpoint damaged afterwards (a truncated or garbled
+file) raises :class:`CorruptCheckpoint` naming the file, before anything is restored, so
+a trainer can fall back to an older one. Nothing here knows about SFT: the RL trainer
+uses the same functions with its own ``state``.
 """
 
 from __future__ import annotations
@@ -24,13 +26,15 @@ import logging
 import random
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 
 from simulpo.errors import SimulpoError
+from simulpo.io import remove_partial_writes
 from simulpo.models.lm import atomic_write_dir, is_peft, quiet_progress
 
 log = logging.getLogger(__name__)
@@ -39,6 +43,28 @@ PREFIX = "checkpoint-"
 STATE_FILE = "trainer_state.json"
 TRAINING_STATE_FILE = "training_state.pt"
 _NAME = re.compile(rf"^{PREFIX}(\d+)$")
+T = TypeVar("T")
+
+
+class CorruptCheckpoint(SimulpoError):
+    """A file of a checkpoint cannot be read (truncated, garbled or missing)."""
+
+
+def _read(file: Path, reader: Callable[[Path], T]) -> T:
+    """``reader(file)``, any failure to read it a :class:`CorruptCheckpoint` naming it."""
+    try:
+        return reader(file)
+    except Exception as err:  # json, pickle, zip and safetensors each fail their own way
+        reason = "missing" if isinstance(err, FileNotFoundError) else f"unreadable ({err})"
+        raise CorruptCheckpoint(f"{file}: {reason}") from err
+
+
+def read_state(path: str | Path) -> dict[str, Any]:
+    """The ``trainer_state.json`` of checkpoint ``path``."""
+    state = _read(Path(path) / STATE_FILE, lambda f: json.loads(f.read_text(encoding="utf-8")))
+    if not isinstance(state, dict) or not isinstance(state.get("step"), int):
+        raise CorruptCheckpoint(f"{Path(path) / STATE_FILE}: holds no training step")
+    return state
 
 
 def checkpoint_path(directory: str | Path, step: int) -> Path:
@@ -66,7 +92,7 @@ def save_checkpoint(
         raise TypeError("state must hold the training step as an int under 'step'")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    _remove_leftovers(directory)
+    remove_partial_writes(directory)
     path = checkpoint_path(directory, state["step"])
     payload = {
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
@@ -121,14 +147,18 @@ def load_checkpoint(
 
     The returned dict is the saved ``state``, plus ``"extra"`` (the saved extra objects)
     and ``"path"``. Model weights are loaded in place into ``model``, whose architecture
-    must match.
+    must match. Every file is read before anything is restored: a
+    :class:`CorruptCheckpoint` leaves the objects as they were.
     """
     path = Path(path)
     if not (path / STATE_FILE).is_file():
         raise SimulpoError(f"{path}: not a complete checkpoint (no {STATE_FILE})")
-    state = json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
+    state = read_state(path)
     # weights_only: the payload holds only tensors and plain Python containers.
-    payload = torch.load(path / TRAINING_STATE_FILE, map_location="cpu", weights_only=True)
+    payload = _read(
+        path / TRAINING_STATE_FILE,
+        lambda f: torch.load(f, map_location="cpu", weights_only=True),
+    )
     if model is not None:
         load_weights(model, path)
     if optimizer is not None:
@@ -157,14 +187,14 @@ def load_weights(model, path: str | Path) -> None:
         adapter = path / "adapter_model.safetensors"
         if not adapter.is_file():
             raise SimulpoError(f"{path}: no LoRA adapter weights (adapter_model.safetensors)")
-        set_peft_model_state_dict(model, load_file(str(adapter)))
+        set_peft_model_state_dict(model, _read(adapter, lambda f: load_file(str(f))))
         return
     files = sorted(p for p in path.glob("*.safetensors") if not p.name.startswith("adapter_"))
     if not files:
         raise SimulpoError(f"{path}: no model weights (*.safetensors)")
     weights: dict[str, torch.Tensor] = {}
     for f in files:
-        weights.update(load_file(str(f)))
+        weights.update(_read(f, lambda f: load_file(str(f))))
     missing, unexpected = model.load_state_dict(weights, strict=False)
     # save_pretrained leaves out tied copies (the output head tied to the embeddings).
     params = dict(model.named_parameters(remove_duplicate=False))
@@ -181,14 +211,6 @@ def load_weights(model, path: str | Path) -> None:
             f"{path}: the checkpoint does not fit the model (missing {untied[:3]}, "
             f"unexpected {unexpected[:3]}); was it written for another architecture? ({err})"
         ) from err
-
-
-def _remove_leftovers(directory: Path) -> None:
-    """Delete the hidden temporary directories of a save that was killed mid-write."""
-    for child in directory.glob(f".{PREFIX}*"):
-        if child.is_dir():
-            log.info("removing %s, left by an interrupted checkpoint save", child)
-            shutil.rmtree(child, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------- RNG states

@@ -48,6 +48,7 @@ import numpy as np
 import torch
 from torch.utils.checkpoint import checkpoint
 
+from simulpo.config import check_ranges, option
 from simulpo.errors import ConfigError
 from simulpo.models.lm import is_peft
 from simulpo.models.projector import SpeechLM
@@ -59,29 +60,42 @@ LOSS_TYPES = ("grpo", "dr_grpo", "dapo")
 
 @dataclass
 class GRPOConfig:
-    loss_type: str = "dapo"  # aggregation of the token losses: "grpo", "dr_grpo" or "dapo"
-    beta: float = 0.0  # weight of the KL penalty to the reference (SFT) policy; 0 = none
-    eps_low: float = 0.2  # the ratio is clipped below at 1 - eps_low
-    eps_high: float = 0.2  # ... and above at 1 + eps_high (DAPO's clip-higher: 0.28)
-    num_iterations: int = 1  # optimization epochs (optimizer steps) per rollout batch
-    micro_batch_size: int = 8  # episodes per forward/backward (gradient accumulation)
-    max_grad_norm: float = 1.0  # gradient clipping; 0 = none
-    temperature: float = 1.0  # the rollout's sampling temperature (log-probs use logits / T)
-    top_p: float = 1.0  # the rollout's nucleus; < 1 recomputes the old log-probs (see above)
-    recompute_old_logprobs: bool = False  # pi_old from the update's own forward (auto: top_p<1)
-    scale_rewards: bool = False  # divide advantages by the group's reward std (TRL's default)
-    max_tokens: int | None = None  # dr_grpo's constant; None = longest episode in the batch
-    lr: float = 1e-6  # learning rate of the optimizer the RL loop builds
+    loss_type: str = option("dapo", "aggregation of the token losses: grpo, dr_grpo or dapo")
+    beta: float = option(
+        0.0, "weight of the KL penalty to the reference (SFT) policy; 0 = none", "[0, )"
+    )
+    eps_low: float = option(0.2, "the ratio is clipped below at 1 - eps_low", "[0, 1)")
+    eps_high: float = option(0.2, "and above at 1 + eps_high (DAPO's clip-higher: 0.28)", "[0, )")
+    num_iterations: int = option(
+        1, "optimization epochs (optimizer steps) per rollout batch", "[1, )"
+    )
+    micro_batch_size: int = option(
+        8, "episodes per forward/backward (gradient accumulation)", "[1, )"
+    )
+    max_grad_norm: float = option(1.0, "gradient clipping; 0 = none", "[0, )")
+    temperature: float = option(
+        1.0, "the rollout's sampling temperature (log-probs use logits / T)", "(0, )"
+    )
+    top_p: float = option(
+        1.0, "the rollout's nucleus; < 1 recomputes the old log-probs (module docs)", "(0, 1]"
+    )
+    recompute_old_logprobs: bool = option(
+        False, "pi_old from the update's own forward (auto: top_p<1)"
+    )
+    scale_rewards: bool = option(
+        False, "divide advantages by the group's reward std (TRL's default)"
+    )
+    max_tokens: int | None = option(
+        None, "dr_grpo's constant; None = longest episode in the batch", "[1, )"
+    )
+    lr: float = option(1e-6, "learning rate of the optimizer the RL loop builds", "(0, )")
 
     def __post_init__(self) -> None:
         if self.loss_type not in LOSS_TYPES:
             raise ConfigError(
                 f"unknown loss_type {self.loss_type!r}; choose one of {', '.join(LOSS_TYPES)}"
             )
-        if self.num_iterations < 1 or self.micro_batch_size < 1:
-            raise ConfigError("num_iterations and micro_batch_size must be at least 1")
-        if not (self.temperature > 0 and 0 < self.top_p <= 1):
-            raise ConfigError(f"need temperature > 0 and 0 < top_p <= 1, got {self}")
+        check_ranges(self, "grpo ")
 
 
 # ---------------------------------------------------------------------------- advantages

@@ -46,9 +46,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from simulpo.config import check_ranges, option
 from simulpo.errors import ConfigError, SimulpoError
 from simulpo.eval.runner import evaluate
-from simulpo.io import atomic_write_json
+from simulpo.io import atomic_write_json, read_text
 from simulpo.models.lm import is_peft, save_model
 from simulpo.models.projector import SpeechLM, speech_token_id
 from simulpo.policies.llm import LLMPolicy
@@ -64,45 +65,40 @@ from simulpo.train.rollout import Rollout, collate, sample_groups
 log = logging.getLogger(__name__)
 
 
-def _f(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
-
-
 @dataclass
 class RLConfig:
     """One RL run; the defaults are the embedded demo's (tiny model, 2 CPU cores)."""
 
-    steps: int = _f(40, "rollout + update rounds")
-    sources_per_step: int = _f(16, "training sources per step (over all processes)")
-    group_size: int = _f(8, "episodes sampled per source (GRPO's group, B)")
-    chunk_words: int = _f(1, "source words read per turn in rollouts (the chunk size m)")
-    chunk_ms: float = _f(1120.0, "speech: ms of audio read per turn in rollouts and dev")
-    cache_window: int | None = _f(None, "bounded KV cache in tokens (long streams); None = all")
-    train_projector: bool = _f(True, "speech: train the projector with the LM (False: frozen)")
-    max_piece_tokens: int = _f(32, "token budget of a piece before the source ends")
-    max_final_tokens: int = _f(160, "token budget of the last piece")
-    weight_decay: float = _f(0.0, "AdamW weight decay (the learning rate is grpo.lr)")
+    steps: int = option(40, "rollout + update rounds", "[1, )")
+    sources_per_step: int = option(16, "training sources per step (over all processes)", "[1, )")
+    group_size: int = option(8, "episodes sampled per source (GRPO's group, B)", "[2, )")
+    chunk_words: int = option(
+        1, "source words read per turn in rollouts (the chunk size m)", "[1, )"
+    )
+    chunk_ms: float = option(
+        1120.0, "speech: ms of audio read per turn in rollouts and dev", "(0, )"
+    )
+    cache_window: int | None = option(
+        None, "bounded KV cache in tokens (long streams); None = all", "[1, )"
+    )
+    train_projector: bool = option(True, "speech: train the projector with the LM (False: frozen)")
+    max_piece_tokens: int = option(32, "token budget of a piece before the source ends", "[1, )")
+    max_final_tokens: int = option(160, "token budget of the last piece", "[1, )")
+    weight_decay: float = option(0.0, "AdamW weight decay (the learning rate is grpo.lr)", "[0, )")
     reward: RewardConfig = field(default_factory=RewardConfig)
     grpo: GRPOConfig = field(default_factory=GRPOConfig)  # also rollouts' temperature, top_p
-    eval_every: int = _f(0, "greedy dev evaluation every this many steps (0 = at the end only)")
-    eval_segments: int = _f(200, "dev segments evaluated (0 = all)")
-    save_every: int = _f(10, "checkpoint every this many steps (and at the end)")
-    keep_checkpoints: int = _f(2, "checkpoints kept on disk, newest first (0 = keep all)")
-    seed: int = _f(0, "seed of the data order and of every rollout")
+    eval_every: int = option(
+        0, "greedy dev evaluation every this many steps (0 = at the end only)", "[0, )"
+    )
+    eval_segments: int = option(200, "dev segments evaluated (0 = all)", "[0, )")
+    save_every: int = option(10, "checkpoint every this many steps (and at the end)", "[0, )")
+    keep_checkpoints: int = option(
+        2, "checkpoints kept on disk, newest first (0 = keep all)", "[0, )"
+    )
+    seed: int = option(0, "seed of the data order and of every rollout")
 
     def check(self) -> None:
-        for name in ["steps", "sources_per_step", "group_size", "chunk_words", "chunk_ms"]:
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"RL {name} must be > 0, got {getattr(self, name)}")
-        for name in ["eval_every", "eval_segments", "save_every", "keep_checkpoints"]:
-            if getattr(self, name) < 0:
-                raise ConfigError(f"RL {name} must be >= 0, got {getattr(self, name)}")
-        if self.cache_window is not None and self.cache_window < 1:
-            raise ConfigError(f"RL cache_window must be None or > 0, got {self.cache_window}")
-        if self.group_size < 2:
-            raise ConfigError(
-                "RL group_size must be at least 2: GRPO's advantage compares episodes of a group"
-            )
+        check_ranges(self, "RL ")
 
 
 #: fields that change no number of the training: only when it evaluates and checkpoints
@@ -119,7 +115,7 @@ def load_rl_config(path: str | Path | None, overrides: Sequence[str] = ()) -> RL
 
     if path is not None:
         try:
-            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+            data = yaml.safe_load(read_text(Path(path))) or {}
         except (OSError, yaml.YAMLError) as err:
             raise ConfigError(f"{path}: cannot read the RL config ({err})") from err
         if isinstance(data, dict) and "rl" in data:
@@ -212,7 +208,7 @@ def train_rl(
         disable=not progress or not accelerator.is_main_process,
     )
     run.bar = bar
-    last_dev: dict[str, Any] | None = None
+    last_dev = _last_dev(run.history)  # a finished run, resumed, keeps its dev scores
     while state["step"] < config.steps:
         step = state["step"]
         tic = time.perf_counter()
@@ -396,6 +392,15 @@ def _dev_eval(
         result = {k: row[k] for k in ("BLEU", "chrF", "AL", "LAAL") if k in row}
     accelerator.wait_for_everyone()
     return result
+
+
+def _last_dev(history: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The scores of the last dev evaluation the log holds (``dev_BLEU`` → ``BLEU``)."""
+    for event in reversed(history):
+        scores = {k[4:]: v for k, v in event.items() if k.startswith("dev_")}
+        if scores:
+            return scores
+    return None
 
 
 def _dev_line(step: int, scores: dict[str, Any]) -> str:

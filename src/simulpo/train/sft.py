@@ -50,6 +50,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from simulpo.config import check_ranges, option
 from simulpo.errors import ConfigError, InputError, SimulpoError
 from simulpo.io import atomic_write_json, read_lines
 from simulpo.models.chat import ChatFormat, check_alternating
@@ -63,10 +64,6 @@ IGNORE = -100  # the label of a token that takes no loss (PyTorch's cross-entrop
 Messages = list[dict[str, str]]
 
 
-def _f(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
-
-
 @dataclass
 class SFTConfig:
     """Hyper-parameters of :func:`train_sft`; the defaults train the tiny embedded model.
@@ -74,35 +71,47 @@ class SFTConfig:
     Each field's ``metadata["help"]`` is its one-line help (see :func:`config_help`).
     """
 
-    lr: float = _f(1e-3, "peak AdamW learning rate (tiny model from scratch; ~1e-4 for LoRA)")
-    epochs: int = _f(1, "passes over the training dialogues")
-    batch_tokens: int = _f(8192, "tokens per micro-batch and process, padding included")
-    grad_accum: int = _f(1, "micro-batches accumulated into one optimizer step")
-    warmup_ratio: float = _f(0.03, "fraction of the steps warming the learning rate up from 0")
-    schedule: str = _f("cosine", "learning-rate decay after warmup: cosine, linear or constant")
-    weight_decay: float = _f(0.01, "AdamW weight decay on matrices and embeddings (not norms)")
-    adam_beta2: float = _f(0.95, "AdamW beta2 (0.95: steadier than 0.999 on short LM runs)")
-    max_grad_norm: float = _f(1.0, "clip the gradient norm to this (0 = no clipping)")
-    max_length: int = _f(1024, "longest dialogue in tokens (<= batch_tokens); see overlong")
-    overlong: str = _f("skip", "dialogues over max_length: skip (logged) or truncate the end")
-    seed: int = _f(0, "seed of the data order (and of torch's RNG when a run starts)")
-    eval_every: int = _f(0, "dev loss every this many steps (0 = at each epoch's end only)")
-    log_every: int = _f(50, "log the running train loss every this many steps (0 = never)")
-    save_every: int = _f(0, "also checkpoint every this many steps (0 = at epoch ends only)")
-    keep_checkpoints: int = _f(2, "checkpoints kept on disk, newest first (0 = keep all)")
-    mixed_precision: str = _f("no", "accelerate mixed precision: no, bf16 or fp16")
+    lr: float = option(
+        1e-3, "peak AdamW learning rate (tiny model from scratch; ~1e-4 for LoRA)", "(0, )"
+    )
+    epochs: int = option(1, "passes over the training dialogues", "[1, )")
+    batch_tokens: int = option(
+        8192, "tokens per micro-batch and process, padding included", "[1, )"
+    )
+    grad_accum: int = option(1, "micro-batches accumulated into one optimizer step", "[1, )")
+    warmup_ratio: float = option(
+        0.03, "fraction of the steps warming the learning rate up from 0", "[0, 1)"
+    )
+    schedule: str = option("cosine", "learning-rate decay after warmup: cosine, linear or constant")
+    weight_decay: float = option(
+        0.01, "AdamW weight decay on matrices and embeddings (not norms)", "[0, )"
+    )
+    adam_beta2: float = option(
+        0.95, "AdamW beta2 (0.95: steadier than 0.999 on short LM runs)", "(0, 1)"
+    )
+    max_grad_norm: float = option(1.0, "clip the gradient norm to this (0 = no clipping)", "[0, )")
+    max_length: int = option(
+        1024, "longest dialogue in tokens (<= batch_tokens); see overlong", "[1, )"
+    )
+    overlong: str = option("skip", "dialogues over max_length: skip (logged) or truncate the end")
+    seed: int = option(0, "seed of the data order (and of torch's RNG when a run starts)")
+    eval_every: int = option(
+        0, "dev loss every this many steps (0 = at each epoch's end only)", "[0, )"
+    )
+    log_every: int = option(
+        50, "log the running train loss every this many steps (0 = never)", "[0, )"
+    )
+    save_every: int = option(
+        0, "also checkpoint every this many steps (0 = at epoch ends only)", "[0, )"
+    )
+    keep_checkpoints: int = option(
+        2, "checkpoints kept on disk, newest first (0 = keep all)", "[0, )"
+    )
+    mixed_precision: str = option("no", "accelerate mixed precision: no, bf16 or fp16")
 
     def check(self) -> None:
         """Raise a ConfigError for an impossible value."""
-        for name in ["lr", "epochs", "batch_tokens", "grad_accum", "max_length"]:
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"SFT {name} must be > 0, got {getattr(self, name)}")
-        nonnegative = ["eval_every", "log_every", "save_every", "keep_checkpoints"]
-        for name in nonnegative + ["weight_decay", "max_grad_norm"]:
-            if getattr(self, name) < 0:
-                raise ConfigError(f"SFT {name} must be >= 0, got {getattr(self, name)}")
-        if not 0 <= self.warmup_ratio < 1:
-            raise ConfigError(f"SFT warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        check_ranges(self, "SFT ")
         if self.batch_tokens < self.max_length:
             raise ConfigError(
                 f"SFT batch_tokens ({self.batch_tokens}) must be >= max_length "
@@ -623,6 +632,7 @@ def train_sft(
             epoch_tokens=0,
             last_train_loss=train_loss,
             last_dev_loss=loss,
+            tokens_per_s=clock["tokens"] * world / clock["time"] if clock["time"] else None,
         )
         run.checkpoint()
     bar.close()
@@ -639,8 +649,8 @@ def train_sft(
         "train_dialogues": len(train_set),
         "skipped": train_set.skipped,
         "truncated": train_set.truncated,
-        # None when nothing was trained now (a finished run, resumed)
-        "tokens_per_s": clock["tokens"] * world / clock["time"] if clock["time"] else None,
+        # of the session that trained last (a finished run, resumed, trains nothing now)
+        "tokens_per_s": state.get("tokens_per_s"),
         "final_dir": str(final_dir),
     }
     if accelerator.is_main_process:

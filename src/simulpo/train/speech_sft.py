@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from simulpo.errors import ConfigError, SimulpoError
+from simulpo.config import check_ranges, option
+from simulpo.errors import SimulpoError
 from simulpo.models.projector import (
     ProjectorConfig,
     SpeechLM,
@@ -74,24 +75,17 @@ def new_projector(
     return SpeechProjector(config, seed=seed)
 
 
-def _f(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
-
-
 @dataclass
 class AlignConfig:
     """Hyper-parameters of :func:`align_projector` (stage 1)."""
 
-    epochs: int = _f(10, "passes over the training utterances")
-    lr: float = _f(3e-3, "AdamW learning rate of the projector")
-    batch_utterances: int = _f(16, "utterances per optimizer step")
-    seed: int = _f(0, "seed of the utterance order")
+    epochs: int = option(10, "passes over the training utterances", "[1, )")
+    lr: float = option(3e-3, "AdamW learning rate of the projector", "(0, )")
+    batch_utterances: int = option(16, "utterances per optimizer step", "[1, )")
+    seed: int = option(0, "seed of the utterance order")
 
     def check(self) -> None:
-        if self.epochs < 1 or self.batch_utterances < 1 or not self.lr > 0:
-            raise ConfigError(
-                f"stage-1 epochs and batch_utterances must be >= 1 and lr > 0, got {self}"
-            )
+        check_ranges(self, "stage-1 ")
 
 
 def word_targets(utterance, tokenizer, projector: SpeechProjector, frames: int) -> np.ndarray:

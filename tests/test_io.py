@@ -1,0 +1,60 @@
+"""simulpo.io: byte-order marks stripped by every text reader; leftovers of killed writes."""
+
+from __future__ import annotations
+
+import codecs
+import json
+
+from simulpo.config import load_config
+from simulpo.eval.report import read_report
+from simulpo.eval.testset import load_test_set
+from simulpo.io import read_lines, read_text, remove_partial_writes
+from simulpo.train.sft import SFTConfig, load_dialogues
+
+BOM = codecs.BOM_UTF8
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_word(tmp_path):
+    src, ref = tmp_path / "src.txt", tmp_path / "ref.txt"
+    src.write_bytes(BOM + "the dog\r\nsees\n".encode())
+    ref.write_bytes(BOM + b"el perro\nve\n")
+    assert read_lines(src) == ["the dog", "sees"]
+    assert read_text(ref) == "el perro\nve\n"
+    (first, second) = load_test_set(src, ref)
+    assert (first.source, first.reference, second.source) == ("the dog", "el perro", "sees")
+
+
+def test_json_and_yaml_readers_take_a_byte_order_mark(tmp_path):
+    report = tmp_path / "report.json"
+    report.write_bytes(BOM + json.dumps([{"name": "wait-3", "BLEU": 1.0}]).encode())
+    assert read_report(report) == [{"name": "wait-3", "BLEU": 1.0}]
+    dialogues = tmp_path / "d.jsonl"
+    line = {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}
+    dialogues.write_bytes(BOM + json.dumps(line).encode() + b"\n")
+    assert load_dialogues(dialogues) == [line["messages"]]
+    recipe = tmp_path / "sft.yaml"
+    recipe.write_bytes(BOM + b"epochs: 3\n")
+    assert load_config(SFTConfig, recipe).epochs == 3
+
+
+def test_leftovers_of_killed_writes_are_removed_and_a_set_aside_version_put_back(tmp_path):
+    (tmp_path / "dev" / "step-2").mkdir(parents=True)
+    torn_file = tmp_path / "dev" / "step-2" / ".instances.log.k2j3.tmp"
+    torn_file.write_text("{")
+    torn_dir = tmp_path / ".final.tmp-x1"
+    torn_dir.mkdir()
+    # killed between the two renames of a replacement: the old version waits in .NAME.old-*
+    aside = tmp_path / ".model.old-q9"
+    (aside / "model").mkdir(parents=True)
+    (aside / "model" / "config.json").write_text("{}")
+    # also set aside, but the new version is in place already: the old one goes
+    (tmp_path / "final").mkdir()
+    (tmp_path / ".final.old-z7" / "final").mkdir(parents=True)
+    mine = [tmp_path / ".hidden.txt", tmp_path / ".cache"]
+    mine[0].write_text("not a temporary")
+    mine[1].mkdir()
+    removed = remove_partial_writes(tmp_path)
+    assert set(removed) == {torn_file, torn_dir, aside, tmp_path / ".final.old-z7"}
+    assert (tmp_path / "model" / "config.json").read_text() == "{}"
+    assert (tmp_path / "final").is_dir() and all(p.exists() for p in mine)
+    assert remove_partial_writes(tmp_path / "nothing-here") == []
