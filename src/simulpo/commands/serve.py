@@ -1,0 +1,161 @@
+"""``simulpo serve``: one policy, loaded once, behind simulstream's protocols and a page.
+
+docs/serve.md has the protocols, the flags and how to scale past one machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+from simulpo.errors import SimulpoError
+
+LOG = logging.getLogger("simulpo.serve")
+
+#: Apertium pairs' ISO 639-3 codes → the two-letter codes clients send
+_TWO_LETTER = {"eng": "en", "spa": "es", "cat": "ca", "fra": "fr", "por": "pt", "ita": "it"}
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="serve a policy live: simulstream's WebSocket and HTTP protocols, and a web page",
+    )
+    g = p.add_argument_group("policy (as in `simulpo eval`)")
+    g.add_argument(
+        "--policy",
+        default="wait-k",
+        help="text: wait-k (default) | wait-N | offline | fixed-chunk | local-agreement | llm; "
+        "speech: cascade | llm (a speech model dir with projector.json)",
+    )
+    g.add_argument("--model", help="llm: the policy's model dir (a speech model reads audio)")
+    g.add_argument("--translator", help="grammar | apertium (default) | llm, under schedules")
+    g.add_argument("--text-policy", default="local-agreement", help="cascade: the text policy")
+    g.add_argument("--k", type=int, default=3, help="k of wait-k")
+    g.add_argument("--n", type=int, default=2, help="n of local agreement")
+    g.add_argument("--pair", default="eng-spa", help="Apertium language pair")
+    g.add_argument("--chunk-words", type=int, default=1, help="text: source words per turn")
+    g.add_argument("--chunk-ms", type=float, default=1120.0, help="speech: audio per turn (ms)")
+    g.add_argument("--context-ms", type=int, default=2000, help="speech llm: encoder context")
+    g.add_argument("--speech-encoder", default="", help="speech llm: the encoder it was trained on")
+    g.add_argument(
+        "--cache-window",
+        type=int,
+        default=1024,
+        help="llm: bound each session's KV cache to N tokens (0 = off; streams are unbounded)",
+    )
+    g.add_argument("--max-piece-tokens", type=int, default=32, help="llm: piece budget")
+    g.add_argument("--max-new-tokens", type=int, default=160, help="llm: last piece's budget")
+    g.add_argument("--asr-model", help="cascade: CTranslate2 Whisper dir (default: tiny.en)")
+    g.add_argument("--asr-n", type=int, default=2, help="cascade: transcriptions that must agree")
+    g = p.add_argument_group("server")
+    g.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: all)")
+    g.add_argument("--port", type=int, default=8765, help="port (0: any free port)")
+    g.add_argument("--source-lang", help="source language clients may name (default: the pair's)")
+    g.add_argument("--target-lang", help="target language clients may name (default: the pair's)")
+    g.add_argument("--max-sessions", type=int, default=128, help="concurrent sessions")
+    g.add_argument(
+        "--acquire-timeout", type=float, default=5.0, help="seconds a client waits for a slot"
+    )
+    g.add_argument(
+        "--idle-timeout", type=float, default=60.0, help="seconds without a frame before closing"
+    )
+    g.add_argument("--max-frame-bytes", type=int, default=1 << 20, help="larger frames are refused")
+    g.add_argument(
+        "--session-ttl", type=float, default=60.0, help="HTTP protocol: idle session lifetime (s)"
+    )
+    g.add_argument(
+        "--metrics-log",
+        default="runs/serve/metrics.jsonl",
+        help="simulstream's JSONL metrics log, appended ('' = none)",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> None:
+    from simulpo.serve.app import ServeConfig, Server, uvicorn_server
+    from simulpo.serve.metrics_log import MetricsLog
+
+    for name in ("max_sessions", "max_frame_bytes", "chunk_words"):
+        if getattr(args, name) < 1:
+            raise SimulpoError(f"--{name.replace('_', '-')} must be at least 1")
+    tic = time.perf_counter()
+    policy, mode = build_served_policy(args)
+    loading = time.perf_counter() - tic
+    source, target = _languages(args)
+    config = ServeConfig(
+        mode=mode,
+        chunk_ms=args.chunk_ms,
+        chunk_words=args.chunk_words,
+        source_lang=source,
+        target_lang=target,
+        max_sessions=args.max_sessions,
+        acquire_timeout=args.acquire_timeout,
+        idle_timeout=args.idle_timeout,
+        max_frame_bytes=args.max_frame_bytes,
+        session_ttl=args.session_ttl,
+    )
+    metrics = MetricsLog(args.metrics_log) if args.metrics_log else None
+    if metrics is not None:
+        metrics.write({"model_loading_time": loading})
+    uv = uvicorn_server(Server(policy, config, metrics), args.host, args.port)
+    shown = f"{args.host}:{args.port}"
+    print(
+        f"serving {policy.name} ({mode}, {source or 'any'} -> {target or 'any'}) on "
+        f"ws://{shown}/ and http://{shown}/ (page); metrics log {args.metrics_log or 'off'}",
+        flush=True,
+    )
+    try:
+        uv.run()
+    finally:
+        if metrics is not None:
+            metrics.close()
+
+
+def build_served_policy(args: argparse.Namespace):
+    """The policy and what it reads (``"speech"`` or ``"text"``), built as ``simulpo
+    eval`` builds it."""
+    from simulpo import cli
+    from simulpo.policies import build_policy
+
+    defaults = {"corpus": "bible", "reorder": None, "asr_beam": 1, "asr_threads": 1, "name": None}
+    for key, value in defaults.items():
+        setattr(args, key, getattr(args, key, value))
+    args.long_form = True  # a live stream is unbounded
+    if args.policy == "cascade":
+        args.translator = args.translator or "apertium"
+        args.cache_window = None  # the cascade's text policy keeps no cache
+        return cli._speech_policy(args), "speech"
+    if args.policy == "llm":
+        if args.model and (Path(args.model) / "projector.json").is_file():
+            return cli._speech_llm_policy(args), "speech"
+        return _text_llm_policy(args), "text"
+    args.translator = args.translator or "apertium"
+    return build_policy(args.policy, cli._translator(args), k=args.k, n=args.n), "text"
+
+
+def _text_llm_policy(args: argparse.Namespace):
+    from simulpo.models.lm import load_model
+    from simulpo.policies.llm import LLMPolicy
+
+    if not args.model:
+        raise SimulpoError("--policy llm needs --model PATH (a simultaneous policy dir)")
+    model, tokenizer = load_model(args.model)
+    return LLMPolicy(
+        model,
+        tokenizer,
+        max_piece_tokens=args.max_piece_tokens,
+        max_final_tokens=args.max_new_tokens,
+        cache_window=args.cache_window or None,
+    )
+
+
+def _languages(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    source, target = args.source_lang, args.target_lang
+    if getattr(args, "translator", None) == "apertium" and "-" in args.pair:
+        src, tgt = args.pair.split("-", 1)
+        source = source or _TWO_LETTER.get(src, src)
+        target = target or _TWO_LETTER.get(tgt, tgt)
+    return source, target

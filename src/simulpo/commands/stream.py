@@ -1,0 +1,36 @@
+"""``simulpo stream FILE --url ...``: stream a WAV or text file to a server, print the translation."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "stream", help="stream a .wav or .txt file to `simulpo serve`, print the output"
+    )
+    p.add_argument("file", help="a WAV file (mono PCM) or a text file (its words)")
+    p.add_argument("--url", default="ws://127.0.0.1:8765/", help="the server's WebSocket URL")
+    p.add_argument("--frame-ms", type=float, default=100.0, help="audio per binary frame (ms)")
+    p.add_argument("--realtime", action="store_true", help="send audio at its real pace")
+    p.add_argument("--timeout", type=float, default=600.0, help="give up after this many seconds")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> None:
+    from simulpo.serve.client import print_reply, stream_file
+
+    replies = asyncio.run(
+        stream_file(
+            args.url, Path(args.file), args.frame_ms, args.realtime, args.timeout, print_reply
+        )
+    )
+    latencies = sorted(r["latency_ms"] for r in replies if "latency_ms" in r)
+    print()
+    if latencies:
+        p50 = latencies[len(latencies) // 2]
+        print(
+            f"{len(latencies)} chunks; added latency per chunk p50 {p50:.0f} ms, max {latencies[-1]:.0f} ms"
+        )
