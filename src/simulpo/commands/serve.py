@@ -6,23 +6,21 @@ docs/serve.md has the protocols, the flags and how to scale past one machine.
 from __future__ import annotations
 
 import argparse
-import logging
 import time
 from pathlib import Path
 
 from simulpo.errors import SimulpoError
 
-LOG = logging.getLogger("simulpo.serve")
-
 #: Apertium pairs' ISO 639-3 codes → the two-letter codes clients send
 _TWO_LETTER = {"eng": "en", "spa": "es", "cat": "ca", "fra": "fr", "por": "pt", "ita": "it"}
 
 
-def add_parser(sub) -> None:
-    p = sub.add_parser(
-        "serve",
-        help="serve a policy live: simulstream's WebSocket and HTTP protocols, and a web page",
-    )
+NAME = "serve"
+HELP = "serve a policy live: simulstream's WebSocket and HTTP protocols, and a web page"
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(NAME, help=HELP)
     g = p.add_argument_group("policy (as in `simulpo eval`)")
     g.add_argument(
         "--policy",
@@ -71,7 +69,7 @@ def add_parser(sub) -> None:
         default="runs/serve/metrics.jsonl",
         help="simulstream's JSONL metrics log, appended ('' = none)",
     )
-    p.set_defaults(func=run)
+    return p
 
 
 def run(args: argparse.Namespace) -> None:
@@ -115,41 +113,34 @@ def run(args: argparse.Namespace) -> None:
 
 
 def build_served_policy(args: argparse.Namespace):
-    """The policy and what it reads (``"speech"`` or ``"text"``), built as ``simulpo
-    eval`` builds it."""
-    from simulpo import cli
-    from simulpo.policies import build_policy
+    """The policy and what it reads (``"speech"`` or ``"text"``), from the same
+    :class:`~simulpo.policies.build.PolicySpec` ``simulpo eval`` describes."""
+    from simulpo.policies.build import PolicySpec, build_policy
 
-    defaults = {"corpus": "bible", "reorder": None, "asr_beam": 1, "asr_threads": 1, "name": None}
-    for key, value in defaults.items():
-        setattr(args, key, getattr(args, key, value))
-    args.long_form = True  # a live stream is unbounded
-    if args.policy == "cascade":
-        args.translator = args.translator or "apertium"
-        args.cache_window = None  # the cascade's text policy keeps no cache
-        return cli._speech_policy(args), "speech"
-    if args.policy == "llm":
-        if args.model and (Path(args.model) / "projector.json").is_file():
-            return cli._speech_llm_policy(args), "speech"
-        return _text_llm_policy(args), "text"
-    args.translator = args.translator or "apertium"
-    return build_policy(args.policy, cli._translator(args), k=args.k, n=args.n), "text"
-
-
-def _text_llm_policy(args: argparse.Namespace):
-    from simulpo.models.lm import load_model
-    from simulpo.policies.llm import LLMPolicy
-
-    if not args.model:
-        raise SimulpoError("--policy llm needs --model PATH (a simultaneous policy dir)")
-    model, tokenizer = load_model(args.model)
-    return LLMPolicy(
-        model,
-        tokenizer,
-        max_piece_tokens=args.max_piece_tokens,
-        max_final_tokens=args.max_new_tokens,
-        cache_window=args.cache_window or None,
+    kind = args.policy
+    speech = kind == "cascade" or (
+        kind == "llm" and bool(args.model) and (Path(args.model) / "projector.json").is_file()
     )
+    spec = PolicySpec(
+        kind=kind,
+        translator=args.translator or "apertium",
+        model=args.model,
+        k=args.k,
+        n=args.n,
+        pair=args.pair,
+        max_piece_tokens=args.max_piece_tokens,
+        max_new_tokens=args.max_new_tokens,
+        speech=speech,
+        chunk_ms=args.chunk_ms,
+        context_ms=args.context_ms,
+        speech_encoder=args.speech_encoder,
+        # a live stream is unbounded: the LLM's cache is bounded (the cascade keeps none)
+        cache_window=(args.cache_window or None) if kind == "llm" else None,
+        text_policy=args.text_policy,
+        asr_model=args.asr_model,
+        asr_n=args.asr_n,
+    )
+    return build_policy(spec), "speech" if speech else "text"
 
 
 def _languages(args: argparse.Namespace) -> tuple[str | None, str | None]:

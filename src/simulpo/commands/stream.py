@@ -6,17 +6,18 @@ import argparse
 import asyncio
 from pathlib import Path
 
+NAME = "stream"
+HELP = "stream a .wav or .txt file to `simulpo serve`, print the translation as it arrives"
 
-def add_parser(sub) -> None:
-    p = sub.add_parser(
-        "stream", help="stream a .wav or .txt file to `simulpo serve`, print the output"
-    )
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(NAME, help=HELP)
     p.add_argument("file", help="a WAV file (mono PCM) or a text file (its words)")
     p.add_argument("--url", default="ws://127.0.0.1:8765/", help="the server's WebSocket URL")
     p.add_argument("--frame-ms", type=float, default=100.0, help="audio per binary frame (ms)")
     p.add_argument("--realtime", action="store_true", help="send audio at its real pace")
     p.add_argument("--timeout", type=float, default=600.0, help="give up after this many seconds")
-    p.set_defaults(func=run)
+    return p
 
 
 def run(args: argparse.Namespace) -> None:
