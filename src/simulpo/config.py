@@ -30,16 +30,24 @@ _RANGE = re.compile(r"([\[(])\s*([^,\s]*)\s*,\s*([^\])\s]*)\s*([\])])")
 
 
 def option(default: Any, help: str, range: str | None = None) -> Any:
-    """A config field with its one-line ``help`` and an allowed ``range`` of values.
+    """A config field with its one-line ``help`` (``simulpo CMD --help`` shows it) and an
+    allowed ``range`` of values.
 
     ``range`` is an interval in the usual notation, ``"(0, 1)"``, ``"[0, 1)"``, with an
     empty bound for no bound: ``"(0, )"`` is "positive", ``"[0, )"`` "at least 0". A
     value read from a config outside it is an error naming the key (``None`` is always
-    allowed where the type allows it).
+    allowed where the type allows it). A class or function ``default`` (a nested config
+    section, a factory) and mutable defaults (lists, dicts) become a ``default_factory``,
+    so every instance has its own.
     """
     if range is not None and not _RANGE.fullmatch(range):
         raise ValueError(f"bad range {range!r}: write an interval such as '[0, 1)' or '(0, )'")
     metadata = {"help": help} if range is None else {"help": help, "range": range}
+    if isinstance(default, (type, types.FunctionType)):
+        return dataclasses.field(default_factory=default, metadata=metadata)
+    if isinstance(default, (list, dict, set)):
+        value = default
+        return dataclasses.field(default_factory=lambda: copy.deepcopy(value), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -194,21 +202,6 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequenc
 
 
 # ------------------------------------------------------------------------------ help and the CLI
-
-
-def option(default: Any, help: str) -> Any:
-    """A config field with its one-line ``help`` (``simulpo CMD --help`` shows it).
-
-    A class or function ``default`` (a nested config section, a factory) and mutable
-    defaults (lists, dicts) become a ``default_factory``, so every instance has its own.
-    """
-    metadata = {"help": help}
-    if isinstance(default, (type, types.FunctionType)):
-        return dataclasses.field(default_factory=default, metadata=metadata)
-    if isinstance(default, (list, dict, set)):
-        value = default
-        return dataclasses.field(default_factory=lambda: copy.deepcopy(value), metadata=metadata)
-    return dataclasses.field(default=default, metadata=metadata)
 
 
 def config_fields(
