@@ -74,6 +74,7 @@ def run(args: argparse.Namespace) -> None:
 def _longform(args: argparse.Namespace) -> None:
     from simulpo.metrics.longform import RESEGMENTED_NAME, SCORES_NAME, score_longform_files
     from simulpo.metrics.scores import format_scores_table
+    from simulpo.serve.metrics_log import as_hypotheses
     from simulpo.stream.units import default_unit
 
     if not (args.segments and args.references):
@@ -81,7 +82,12 @@ def _longform(args: argparse.Namespace) -> None:
     unit = "char" if args.char_level else args.latency_unit or default_unit(args.target_lang)
     out = Path(args.output) if args.output else Path(args.path).parent
     scores = score_longform_files(
-        args.path, args.segments, args.references, out, unit=unit, target_lang=args.target_lang
+        as_hypotheses(args.path, out),
+        args.segments,
+        args.references,
+        out,
+        unit=unit,
+        target_lang=args.target_lang,
     )
     print(format_scores_table(scores))
     print(f"latencies in ms; wrote {out / SCORES_NAME} and {out / RESEGMENTED_NAME}")

@@ -137,3 +137,38 @@ def read_metrics_log(path: str | Path) -> list[dict[str, Any]]:
         }
         for s in streams.values()
     ]
+
+
+def is_metrics_log(path: str | Path) -> bool:
+    """Whether ``path`` is a simulstream metrics log (its first line is one of its records)."""
+    try:
+        with Path(path).open(encoding="utf-8") as f:
+            first = next((line for line in f if line.strip()), "")
+        record = json.loads(first)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(record, dict) and bool(
+        record.keys() & {"model_loading_time", "generated_tokens", "metadata"}
+    )
+
+
+def as_hypotheses(path: str | Path, out_dir: str | Path) -> Path:
+    """``path`` itself, or for a simulstream metrics log the long-form hypothesis JSONL
+    (``{source, prediction, delays, elapsed}`` per stream, in ms) written to
+    ``out_dir/hypotheses.jsonl``: how ``simulpo score`` scores a served run."""
+    if not is_metrics_log(path):
+        return Path(path)
+    streams = read_metrics_log(path)
+    if not streams:
+        raise InputError(path, "a metrics log without any stream output")
+    out = Path(out_dir) / "hypotheses.jsonl"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows = [
+        {"source": s["name"], **{k: s[k] for k in ("prediction", "delays", "elapsed")}}
+        for s in streams
+    ]
+    out.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
+    )
+    LOG.info("%s: a simulstream metrics log; its %d streams are in %s", path, len(rows), out)
+    return out
