@@ -14,8 +14,9 @@ for arg in "$@"; do
 done
 
 # Debian packages: Apertium (rule-based baseline MT), the two SWORD Bible texts, and
-# espeak-ng with its C library (source speech, synthesized through libespeak-ng).
-debs=(apertium apertium-eng-spa sword-text-web sword-text-sparv espeak-ng libespeak-ng1)
+# espeak-ng with its C library (source speech, synthesized through libespeak-ng), and perl
+# for the Moses tokenizer of simulpo score --lang (OmniSTEval's re-segmentation).
+debs=(apertium apertium-eng-spa sword-text-web sword-text-sparv espeak-ng libespeak-ng1 perl)
 missing=()
 for p in "${debs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

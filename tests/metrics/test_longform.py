@@ -185,8 +185,17 @@ def test_files_give_the_hand_values(tmp_path):
     scores = score_longform_files(hyp, seg, ref, tmp_path / "out")
     assert scores["StreamLAAL"] == pytest.approx(550.0)
     assert scores["LongYAAL"] == pytest.approx(500.0)
+    # pieces [500, 1000, 2000] (2000 ms, |Y| 3) and [500, 1200] (1000 ms, |Y| 2):
+    # AL (500 + 333.3 + 666.7) / 3 and (500 + 700) / 2; LAAL the same (|Y*| = |Y|)
+    assert scores["LongAL"] == pytest.approx(550.0)
+    assert scores["LongLAAL"] == pytest.approx(550.0)
+    assert scores["LongAP"] == pytest.approx((3500 / 6000 + 1700 / 2000) / 2)
+    # DAL: g' = 500, max(1000, 1166.7), max(2000, 1833.3); then 500, max(1200, 1000)
+    assert scores["LongDAL"] == pytest.approx(((500 + 500 + 2000 - 4000 / 3) / 3 + 600) / 2)
     written = json.loads((tmp_path / "out/scores.json").read_text())
-    assert set(written) == {"BLEU", "chrF", "StreamLAAL", "LongYAAL"}
+    assert list(written) == [
+        "LongYAAL", "StreamLAAL", "LongAL", "LongLAAL", "LongAP", "LongDAL", "BLEU"
+    ]
     rows = [json.loads(x) for x in (tmp_path / "out/instances.resegmented.jsonl").open()]
     assert [r["prediction"] for r in rows] == ["a b c", "d e"]
     assert rows[1]["delays"] == [500.0, 1200.0] and rows[1]["source_length"] == 1000.0
@@ -204,7 +213,18 @@ def test_files_give_the_hand_values(tmp_path):
         ([{**GOOD, "source": 3}], r"hyp\.jsonl:1: 'source' must be"),
         ([GOOD, GOOD], r"hyp\.jsonl:2: second line for recording 'talk' \(first on line 1\)"),
         ([{**GOOD, "source": "other.wav"}], r"recording 'other' is not in .*segments\.yaml"),
-        ([{**GOOD, "elapsed": [1] * 5}, {**GOOD, "source": "b.wav"}], r"hyp\.jsonl:2: 'elapsed'"),
+        ([{**GOOD, "elapsed": [6000] * 5}, {**GOOD, "source": "b.wav"}], r"hyp\.jsonl:2: 'elapsed'"),
+        # impossible timings (issue 21): each names the file and the line
+        ([{**GOOD, "delays": [1500, 2000, 1000, 4500, 5200]}],
+         r"hyp\.jsonl:1: 'delays' decrease at value 3 \(1000 ms after 2000 ms\)"),
+        ([{**GOOD, "delays": [-5, 2000, 3000, 4500, 5200]}],
+         r"hyp\.jsonl:1: 'delays' value 1 \(-5 ms\) is negative"),
+        ([{**GOOD, "elapsed": [1600, 2100, 2999, 4600, 5300]}],
+         r"hyp\.jsonl:1: 'elapsed' value 3 \(2999 ms\) is before its delay \(3000 ms\)"),
+        (["\n", {**GOOD, "source_length": 5000}],
+         (r"hyp\.jsonl:2: 'delays' value 5 \(5200 ms\) is past the end of the recording "
+          r"\('source_length' 5000 ms\)")),
+        ([{**GOOD, "source_length": "long"}], r"hyp\.jsonl:1: 'source_length' must be"),
     ],
 )
 def test_bad_hypotheses_name_file_and_line(tmp_path, lines, message):
@@ -287,3 +307,50 @@ def test_cli_long_form_errors_are_one_line(tmp_path, capsys):
     assert err.startswith("simulpo: error: ") and "hyp.jsonl:1:" in err and "Traceback" not in err
     assert main(["score", str(hyp), "--segments", str(seg)]) == 2
     assert "--references" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("seg_text", "message"),
+    [
+        ("- {wav: talk.wav, offset: 1.0, duration: 2.0}\n- {wav: talk.wav, offset: 2.5, duration: 1}\n",
+         (r"segments\.yaml:2: segment 2: it starts at 2\.5 s, before segment 1 of 'talk' ends "
+          r"\(3 s\)")),
+        ("- {wav: talk.wav, offset: 4.0, duration: 1.0}\n- {wav: talk.wav, offset: 1, duration: 1}\n",
+         r"segments\.yaml:2: segment 2: it starts at 1 s, before segment 1 .* in time order"),
+    ],
+)
+def test_overlapping_or_unsorted_segments_are_refused(tmp_path, seg_text, message):
+    with pytest.raises(InputError, match=message):
+        score_longform_files(*write_inputs(tmp_path, [GOOD], seg_text), tmp_path / "out")
+
+
+def test_touching_segments_and_rounding_overlaps_are_fine(tmp_path):
+    seg_text = (
+        "- {wav: talk.wav, offset: 1.0, duration: 2.0005}\n"  # ends 0.5 ms into the next
+        "- {wav: talk.wav, offset: 3.0, duration: 2.5}\n"
+    )
+    score_longform_files(*write_inputs(tmp_path, [GOOD], seg_text), tmp_path / "out")
+
+
+def test_segment_far_past_the_recording_is_refused(tmp_path):
+    seg_text = (
+        "- {wav: talk.wav, offset: 1.0, duration: 2.0}\n"
+        "- {wav: talk.wav, offset: 4.0, duration: 30.0}\n"
+    )
+    paths = write_inputs(tmp_path, [{**GOOD, "source_length": 6000}], seg_text)
+    with pytest.raises(InputError, match=r"segments\.yaml:2: segment 2 ends at 34 s, past the end "
+                       r"of recording 'talk' \(6 s, 'source_length' on line 1 of .*hyp\.jsonl\)"):
+        score_longform_files(*paths, tmp_path / "out")
+    # within a second of the end: rounding, trailing silence cut differently
+    ok = "- {wav: talk.wav, offset: 1.0, duration: 2.0}\n- {wav: talk.wav, offset: 4.0, duration: 2.9}\n"
+    score_longform_files(*write_inputs(tmp_path, [{**GOOD, "source_length": 6000}], ok),
+                         tmp_path / "out")
+
+
+def test_latency_regime():
+    from simulpo.metrics.longform import latency_regime
+
+    assert [latency_regime(x) for x in (0.0, 1999.9, 2000.0, 2000.1, 4000.0, 4000.5)] == [
+        "low", "low", "low", "high", "high", "outside"
+    ]
+    assert latency_regime(float("nan")) == "outside" and latency_regime(-10.0) == "outside"

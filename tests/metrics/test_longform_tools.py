@@ -116,12 +116,12 @@ def no_trailing_empty(corpus: dict) -> dict:
     return corpus
 
 
-def ours(paths, unit):
+def ours(paths, unit, lang=None):
     hyp, seg, ref = paths
     recordings, segments = match(
         read_hypotheses(hyp, unit), read_segments(seg), read_references(ref)
     )
-    return score_longform(recordings, segments, unit)
+    return score_longform(recordings, segments, unit, lang=lang, quality_metrics=["BLEU", "chrF"])
 
 
 # ------------------------------------------------------------------------- simulstream
@@ -198,14 +198,14 @@ def omnisteval():
     return io, resegment, scoring
 
 
-def omnisteval_run(omnisteval, paths, char_level):
+def omnisteval_run(omnisteval, paths, char_level, lang=None):
     io, resegment, scoring = omnisteval
     hyp, seg, ref = paths
     ref_words, hyp_words, segmentation, ref_sentences = io.load_resegmentation_inputs(
         str(seg), None, str(ref), str(hyp), "jsonl", char_level=char_level
     )
     instances, rows = resegment.resegment(
-        ref_words, hyp_words, segmentation, ref_sentences, char_level=char_level
+        ref_words, hyp_words, segmentation, ref_sentences, char_level=char_level, lang=lang
     )
     scores, _, _ = scoring.evaluate_instances(instances, is_longform=True)
     return scores, rows
@@ -222,14 +222,56 @@ def test_long_yaal_and_quality_equal_omnisteval(omnisteval, tmp_path, unit):
         assert [p.prediction for p in result.soft] == [r["prediction"] for r in rows], seed
         for piece, seg, row in zip(result.soft, result.segments, rows):
             assert (piece.delays - seg.offset).tolist() == row.get("emission_cu", []), seed
-        # the scores, float for float
-        for key, theirs in [("LongYAAL", "long_yaal"), ("LongYAAL_CA", "ca_long_yaal")]:
-            if np.isnan(result.scores[key]):
-                assert theirs not in want or np.isnan(want[theirs]), seed
-            else:
-                assert result.scores[key] == want[theirs], (seed, key)
-        assert result.scores["BLEU"] == want["bleu"], seed
-        assert result.scores["chrF"] == want["chrf"], seed
+        assert_scores_equal(result.scores, want, seed)
+
+
+#: simulpo's long-form keys and OmniSTEval's (evaluate_instances, is_longform=True)
+OMNISTEVAL_KEYS = {"BLEU": "bleu", "chrF": "chrf"}
+for _name in ("YAAL", "AL", "LAAL", "AP", "DAL"):
+    OMNISTEVAL_KEYS[f"Long{_name}"] = f"long_{_name.lower()}"
+    OMNISTEVAL_KEYS[f"Long{_name}_CA"] = f"ca_long_{_name.lower()}"
+
+
+def assert_scores_equal(ours_scores, want, seed):
+    """Float for float; NaN where OmniSTEval has no score (it skips every piece)."""
+    for key, theirs in OMNISTEVAL_KEYS.items():
+        if np.isnan(ours_scores[key]):
+            assert theirs not in want or np.isnan(want[theirs]), (seed, key)
+        else:
+            assert ours_scores[key] == want[theirs], (seed, key)
+
+
+LANG_WORDS = ["don't", "l'homme", "(yes)", "U.S.", "3.5%", "self-made", "«Oui»", "it's", "e.g.",
+              "Hello,", "world!", "a", "the", "house", ".", "...", "5,000", "Ça", "n'est", "pas"]
+
+
+def lang_corpus(seed: int) -> dict:
+    """A word corpus whose words the Moses tokenizer splits (clitics, brackets, numbers)."""
+    rng = random.Random(seed)
+    corpus = synthetic_corpus(seed, "word")
+    swap = {w: rng.choice(LANG_WORDS) for w in WORDS}
+    corpus["references"] = [" ".join(swap.get(w, w) for w in r.split()) for r in corpus["references"]]
+    for h in corpus["hypotheses"]:
+        h["prediction"] = " ".join(swap.get(w, w) for w in h["prediction"].split())
+    return corpus
+
+
+@pytest.mark.parametrize("lang", ["en", "fr", "de"])
+def test_lang_resegmentation_equals_omnisteval(omnisteval, tmp_path, lang):
+    pytest.importorskip("mosestokenizer")
+    differs = 0
+    for seed in range(6):
+        corpus = lang_corpus(300 + seed)
+        paths = write_corpus(tmp_path, corpus)
+        result = ours(paths, "word", lang=lang)
+        want, rows = omnisteval_run(omnisteval, paths, char_level=False, lang=lang)
+        assert [p.prediction for p in result.soft] == [r["prediction"] for r in rows], seed
+        for piece, seg, row in zip(result.soft, result.segments, rows):
+            assert (piece.delays - seg.offset).tolist() == row.get("emission_cu", []), seed
+        assert_scores_equal(result.scores, want, seed)
+        plain = ours(paths, "word")
+        differs += [p.prediction for p in plain.soft] != [p.prediction for p in result.soft]
+    assert differs  # the option changes the re-segmentation on this data
 
 
 def test_cli_files_match_omnisteval(omnisteval, tmp_path):

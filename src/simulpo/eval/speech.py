@@ -165,6 +165,7 @@ def evaluate_longform(
         out_dir,
         unit=unit,
         target_lang=target_lang,
+        quality_metrics=EVAL_QUALITY_METRICS,
     )
     for line, (_, segs) in zip(lines, groups):
         line["transcript_reference"] = " ".join(u.source for _, u in segs)

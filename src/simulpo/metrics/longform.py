@@ -45,15 +45,25 @@ import numpy as np
 import yaml
 
 from simulpo.errors import InputError, SimulpoError
-from simulpo.metrics.latency import CA_SUFFIX, corpus_mean, length_adaptive_average_lagging, pad
+from simulpo.metrics.latency import (
+    CA_SUFFIX,
+    average_lagging,
+    average_proportion,
+    corpus_mean,
+    differentiable_average_lagging,
+    length_adaptive_average_lagging,
+    pad,
+)
 from simulpo.metrics.quality import corpus_bleu, corpus_chrf
 from simulpo.metrics.resegment import (
+    MosesSplitter,
     cj_tokens,
     mwer_segment,
     mwer_tokens,
     soft_segment,
     soft_units,
 )
+from simulpo.metrics.scores import select_metrics
 from simulpo.stream.units import check_unit
 
 __all__ = [
@@ -62,6 +72,8 @@ __all__ = [
     "Piece",
     "Recording",
     "Segment",
+    "latency_regime",
+    "long_sentence_latencies",
     "long_yaal",
     "match_inputs",
     "read_hypotheses",
@@ -77,9 +89,15 @@ __all__ = [
     "target_units",
 ]
 
-#: the latency keys of :func:`score_longform`, each with a ``*_CA`` twin given elapsed times
-LONGFORM_METRICS = ("StreamLAAL", "LongYAAL")
+#: the latency keys of :func:`score_longform`, each with a ``*_CA`` twin given elapsed
+#: times: IWSLT 2026's ranking latency first, then simulstream's, then OmniSTEval's others
+LONGFORM_METRICS = ("LongYAAL", "StreamLAAL", "LongAL", "LongLAAL", "LongAP", "LongDAL")
 RESEGMENTED_NAME = "instances.resegmented.jsonl"
+#: segment files give offsets and durations rounded to 3 decimals (ms): an overlap of up
+#: to 1 ms (two roundings) is rounding, not an overlap
+OVERLAP_TOLERANCE_S = 0.001
+#: how far a segment may end past a recording's ``source_length`` (ms) before it is refused
+PAST_END_TOLERANCE_MS = 1000.0
 SCORES_NAME = "scores.json"
 
 
@@ -101,6 +119,8 @@ class Recording:
     prediction: str
     delays: np.ndarray  # ms, one per target unit
     elapsed: np.ndarray | None = None  # ms, computation-aware
+    source_length: float | None = None  # ms, the recording's length when the line gives it
+    line: int | None = None  # its line in the hypothesis file, for messages
 
 
 @dataclass
@@ -125,7 +145,8 @@ def read_segments(path: str | Path) -> list[dict[str, Any]]:
     """The segment file (YAML or JSON): dicts with ``wav``, ``offset`` and ``duration``.
 
     Every segment must name its recording and have a non-negative offset and a positive
-    duration (seconds); a recording's segments must be consecutive, in one run.
+    duration (seconds); a recording's segments must be consecutive, in one run, in time
+    order and not overlap (beyond :data:`OVERLAP_TOLERANCE_S`).
     """
     path = Path(path)
     try:
@@ -146,6 +167,7 @@ def read_segments(path: str | Path) -> list[dict[str, Any]]:
         )
     seen: dict[str, int] = {}
     previous = None
+    previous_end = 0.0
     for k, seg in enumerate(data):
         problem = _segment_problem(seg)
         if problem is None:
@@ -155,8 +177,14 @@ def read_segments(path: str | Path) -> list[dict[str, Any]]:
                     f"recording {name!r} continues here after other recordings; "
                     "keep each recording's segments together"
                 )
+            elif name == previous and previous_end - seg["offset"] > OVERLAP_TOLERANCE_S + 1e-9:
+                problem = (
+                    f"it starts at {seg['offset']:g} s, before segment {k} of {name!r} ends "
+                    f"({previous_end:g} s): segments must not overlap and must be in time order"
+                )
             seen.setdefault(name, k)
             previous = name
+            previous_end = seg["offset"] + seg["duration"]
         if problem is not None:
             raise InputError(path, f"segment {k + 1}: {problem}", _yaml_item_line(text, k))
     return data
@@ -215,7 +243,10 @@ def read_hypotheses(path: str | Path, unit: str = "word") -> dict[str, Recording
 
     ``source`` is the recording's file name (or a list starting with it, as SimulEval
     writes it); ``delays`` and ``elapsed`` hold one number (ms) per target unit of
-    ``prediction``. Keyed by recording name (the file's stem). Blank lines are skipped.
+    ``prediction``: delays non-negative and never decreasing, each elapsed time at least
+    its delay. An optional ``source_length`` (the recording's length in ms, as OmniSTEval
+    reads it) bounds the delays, and the segments (:func:`match_inputs`). Keyed by
+    recording name (the file's stem). Blank lines are skipped; errors name file and line.
     """
     path = Path(path)
     check_unit(unit)
@@ -275,7 +306,55 @@ def _parse_hypothesis(path: Path, lineno: int, line: str, unit: str) -> Recordin
     n_units = len(target_units(prediction, unit))
     delays = _times(path, lineno, obj, "delays", n_units, unit, required=True)
     elapsed = _times(path, lineno, obj, "elapsed", n_units, unit, required=False)
-    return Recording(_recording_name(source), prediction, delays, elapsed)
+    _check_order(path, lineno, delays, "delays")
+    if elapsed is not None:
+        early = np.flatnonzero(elapsed < delays)
+        if early.size:
+            k = int(early[0])
+            raise InputError(
+                path,
+                f"'elapsed' value {k + 1} ({elapsed[k]:g} ms) is before its delay "
+                f"({delays[k]:g} ms); elapsed is the delay plus computation time",
+                lineno,
+            )
+    length = obj.get("source_length")
+    if length is not None:
+        if isinstance(length, bool) or not isinstance(length, (int, float)) or not (
+            math.isfinite(length) and length > 0
+        ):
+            raise InputError(
+                path, f"'source_length' must be the recording's length in ms, not {length!r}",
+                lineno,
+            )
+        past = np.flatnonzero(delays > length)
+        if past.size:
+            k = int(past[0])
+            raise InputError(
+                path,
+                f"'delays' value {k + 1} ({delays[k]:g} ms) is past the end of the recording "
+                f"('source_length' {length:g} ms): a delay is the source read so far",
+                lineno,
+            )
+    return Recording(
+        _recording_name(source), prediction, delays, elapsed,
+        None if length is None else float(length), lineno,
+    )
+
+
+def _check_order(path: Path, lineno: int, times: np.ndarray, key: str) -> None:
+    negative = np.flatnonzero(times < 0)
+    if negative.size:
+        k = int(negative[0])
+        raise InputError(path, f"{key!r} value {k + 1} ({times[k]:g} ms) is negative", lineno)
+    back = np.flatnonzero(np.diff(times) < 0)
+    if back.size:
+        k = int(back[0]) + 1
+        raise InputError(
+            path,
+            f"{key!r} decrease at value {k + 1} ({times[k]:g} ms after {times[k - 1]:g} ms); "
+            "a delay can never be smaller than the one before",
+            lineno,
+        )
 
 
 def _times(path, lineno, obj, key, n_units, unit, *, required) -> np.ndarray | None:
@@ -313,7 +392,9 @@ def match_inputs(
     """Pair the recordings of the hypotheses with the segment file and the references.
 
     Returns the recordings in the segment file's order and the segments (offsets and
-    durations in ms, computed as OmniSTEval does: ``seconds * 1000``).
+    durations in ms, computed as OmniSTEval does: ``seconds * 1000``). A segment that
+    ends more than :data:`PAST_END_TOLERANCE_MS` after its recording's ``source_length``
+    is an error naming the segment file and line.
     """
     if len(references) != len(segments):
         raise InputError(
@@ -347,7 +428,26 @@ def match_inputs(
             hypothesis_path,
             f"no hypothesis for {len(missing)} recording(s) of {segments_path}: {_listing(missing)}",
         )
+    for k, seg in enumerate(segs):
+        rec = hypotheses[seg.recording]
+        end = seg.offset + seg.duration
+        if rec.source_length is not None and end > rec.source_length + PAST_END_TOLERANCE_MS:
+            raise InputError(
+                segments_path,
+                f"segment {k + 1} ends at {end / 1000:g} s, past the end of recording "
+                f"{seg.recording!r} ({rec.source_length / 1000:g} s, 'source_length' on line "
+                f"{rec.line} of {hypothesis_path}): the segment file does not match the audio",
+                _segment_line(segments_path, k),
+            )
     return [hypotheses[n] for n in names], segs
+
+
+def _segment_line(path: str | Path, k: int) -> int | None:
+    """The line of segment ``k`` in the segment file, when it is a readable file."""
+    try:
+        return _yaml_item_line(Path(path).read_text(encoding="utf-8"), k)
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def _listing(names: Sequence[str], limit: int = 5) -> str:
@@ -413,21 +513,33 @@ def resegment_mwer(
 
 
 def resegment_soft(
-    recordings: Sequence[Recording], segments: Sequence[Segment], unit: str = "word"
+    recordings: Sequence[Recording],
+    segments: Sequence[Segment],
+    unit: str = "word",
+    *,
+    lang: str | None = None,
 ) -> list[Piece]:
-    """One piece per segment, by OmniSTEval's SoftSegmenter (``--lang`` unset: no Moses
-    tokenization; references lowercased, units NFKC-normalized)."""
+    """One piece per segment, by OmniSTEval's SoftSegmenter (references lowercased, units
+    NFKC-normalized); ``lang`` is its ``--lang``: units split into Moses subtokens for the
+    alignment (see :class:`~simulpo.metrics.resegment.MosesSplitter`)."""
     char_level = unit == "char"
     groups = _by_recording(recordings, segments)
-    docs = [
-        (
-            [soft_units(segments[s].reference, char_level, reference=True) for s in group],
-            soft_units(rec.prediction, char_level, reference=False),
-        )
-        for rec, group in zip(recordings, groups)
-    ]
+    docs, firsts = [], []
+    with MosesSplitter(lang) as moses:
+        for rec, group in zip(recordings, groups):
+            refs = [
+                moses.split(soft_units(segments[s].reference, char_level, reference=True))[0]
+                for s in group
+            ]
+            hyp, first = moses.split(soft_units(rec.prediction, char_level, reference=False))
+            docs.append((refs, hyp))
+            firsts.append(first)
     pieces: list[Piece | None] = [None] * len(segments)
-    for rec, group, sentence in zip(recordings, groups, soft_segment(docs, char_level)):
+    for rec, group, token_sentence, first in zip(
+        recordings, groups, soft_segment(docs, char_level), firsts
+    ):
+        # a unit joins the sentence of its first subtoken (none: left out)
+        sentence = np.where(first >= 0, token_sentence[np.maximum(first, 0)], -1)
         units = target_units(rec.prediction, unit)
         order = np.argsort(sentence, kind="stable")
         bounds = np.searchsorted(sentence[order], np.arange(len(group) + 1))
@@ -510,10 +622,7 @@ def long_yaal(
     d = _shifted(pieces, segments, computation_aware)
     until_end = recording_ends(segments)
     durations = np.array([s.duration for s in segments])
-    if unit == "word":
-        ref_lengths = np.array([s.reference.count(" ") + 1 for s in segments], np.float64)
-    else:
-        ref_lengths = np.array([len(s.reference.strip()) for s in segments], np.float64)
+    ref_lengths = _omnisteval_reference_lengths(segments, unit)
     before_end = d.mask & (d.steps < until_end[None, :])
     tau = np.logical_and.accumulate(before_end, axis=0).sum(axis=0)
     gamma = np.maximum(d.lengths, ref_lengths) / durations
@@ -523,6 +632,50 @@ def long_yaal(
             np.copyto(acc, acc + (d.steps[j] - j / gamma), where=j < tau)
         scores = np.where(tau > 0, acc / tau, np.nan)
     return corpus_mean(scores)
+
+
+def _omnisteval_reference_lengths(segments: Sequence[Segment], unit: str) -> np.ndarray:
+    """``|Y|`` as OmniSTEval counts it (SimulEval's way): ``len(ref.split(" "))`` words,
+    or ``len(ref.strip())`` characters."""
+    if unit == "word":
+        return np.array([s.reference.count(" ") + 1 for s in segments], np.float64)
+    return np.array([len(s.reference.strip()) for s in segments], np.float64)
+
+
+def long_sentence_latencies(
+    pieces: Sequence[Piece],
+    segments: Sequence[Segment],
+    unit: str = "word",
+    *,
+    computation_aware: bool = False,
+) -> dict[str, float]:
+    """OmniSTEval's LongAL, LongLAAL, LongAP and LongDAL (ms): SimulEval's AL, LAAL, AP
+    and DAL of each piece of its re-segmentation, times relative to the segment's offset,
+    the segment's duration as source length and OmniSTEval's reference length; empty
+    pieces skipped; the exact mean of the rest (NaN if none)."""
+    if len(pieces) != len(segments):
+        raise ValueError(f"{len(pieces)} pieces for {len(segments)} segments")
+    if not pieces:
+        return {k: float("nan") for k in ("LongAL", "LongLAAL", "LongAP", "LongDAL")}
+    d = _shifted(pieces, segments, computation_aware)
+    durations = np.array([s.duration for s in segments])
+    ref = _omnisteval_reference_lengths(segments, unit)
+    return {
+        "LongAL": corpus_mean(average_lagging(d, durations, ref)),
+        "LongLAAL": corpus_mean(length_adaptive_average_lagging(d, durations, ref)),
+        "LongAP": corpus_mean(average_proportion(d, durations, ref)),
+        "LongDAL": corpus_mean(differentiable_average_lagging(d, durations)),
+    }
+
+
+def latency_regime(long_yaal_ms: float) -> str:
+    """IWSLT 2026's latency regime of a system by its computation-unaware LongYAAL:
+    'low' (0–2 s), 'high' (over 2 s, up to 4 s), else 'outside' (also for NaN)."""
+    if 0.0 <= long_yaal_ms <= 2000.0:
+        return "low"
+    if 2000.0 < long_yaal_ms <= 4000.0:
+        return "high"
+    return "outside"
 
 
 # -------------------------------------------------------------------------- scoring
@@ -543,12 +696,21 @@ def score_longform(
     segments: Sequence[Segment],
     unit: str = "word",
     target_lang: str | None = None,
+    *,
+    lang: str | None = None,
+    quality_metrics: Sequence[str] | None = None,
+    latency_metrics: Sequence[str] | None = None,
 ) -> LongformResult:
-    """BLEU, chrF, StreamLAAL and LongYAAL (plus ``*_CA`` given elapsed times) of the streams.
+    """The long-form latencies (:data:`LONGFORM_METRICS`, plus ``*_CA`` given elapsed
+    times) and quality (default BLEU; chrF when asked) of the streams.
 
-    At character level the references lose their spaces for the SoftSegmenter and
-    LongYAAL, and keep them for mWER and StreamLAAL, as the two tools do.
+    ``lang`` is OmniSTEval's ``--lang`` (Moses subtokens in its re-segmentation);
+    ``latency_metrics`` picks among :data:`LONGFORM_METRICS` (None: all). At character
+    level the references lose their spaces for the SoftSegmenter and OmniSTEval's
+    metrics, and keep them for mWER and StreamLAAL, as the two tools do.
     """
+    quality = select_metrics(quality_metrics, "quality")
+    latency = _select_longform(latency_metrics)
     unit = check_unit(unit)
     if not segments:
         raise SimulpoError("there are no segments to score")
@@ -558,22 +720,42 @@ def score_longform(
             Segment(s.recording, s.offset, s.duration, s.reference.replace(" ", ""))
             for s in segments
         ]
-    soft = resegment_soft(recordings, soft_segments, unit)
+    soft = resegment_soft(recordings, soft_segments, unit, lang=lang)
     mwer = resegment_mwer(recordings, segments, unit)
+    variants = [False] + ([True] if all(r.elapsed is not None for r in recordings) else [])
+    scores: dict[str, float] = {}
+    for ca in variants:
+        suffix = CA_SUFFIX if ca else ""
+        values = {
+            "LongYAAL": long_yaal(soft, soft_segments, unit, computation_aware=ca),
+            "StreamLAAL": stream_laal(mwer, segments, unit, computation_aware=ca),
+            **long_sentence_latencies(soft, soft_segments, unit, computation_aware=ca),
+        }
+        scores.update({name + suffix: values[name] for name in latency})
     predictions = [p.prediction for p in soft]
     references = [s.reference for s in soft_segments]
-    scores = {
-        "BLEU": corpus_bleu(predictions, references, target_lang=target_lang),
-        "chrF": corpus_chrf(predictions, references),
-        "StreamLAAL": stream_laal(mwer, segments, unit),
-        "LongYAAL": long_yaal(soft, soft_segments, unit),
-    }
-    if all(r.elapsed is not None for r in recordings):
-        scores["StreamLAAL" + CA_SUFFIX] = stream_laal(mwer, segments, unit, computation_aware=True)
-        scores["LongYAAL" + CA_SUFFIX] = long_yaal(
-            soft, soft_segments, unit, computation_aware=True
-        )
+    for name in quality:
+        if name == "BLEU":
+            scores[name] = corpus_bleu(predictions, references, target_lang=target_lang)
+        else:
+            scores[name] = corpus_chrf(predictions, references)
     return LongformResult({k: float(v) for k, v in scores.items()}, list(segments), soft, mwer)
+
+
+def _select_longform(names: Sequence[str] | None) -> tuple[str, ...]:
+    if names is None:
+        return LONGFORM_METRICS
+    by_lower = {k.lower(): k for k in LONGFORM_METRICS}
+    out: list[str] = []
+    for name in names:
+        canonical = by_lower.get(str(name).strip().lower())
+        if canonical is None:
+            raise SimulpoError(
+                f"{name!r} is not a long-form latency metric; use {', '.join(LONGFORM_METRICS)}"
+            )
+        if canonical not in out:
+            out.append(canonical)
+    return tuple(out)
 
 
 def score_longform_files(
@@ -584,8 +766,14 @@ def score_longform_files(
     *,
     unit: str = "word",
     target_lang: str | None = None,
+    lang: str | None = None,
+    quality_metrics: Sequence[str] | None = None,
+    latency_metrics: Sequence[str] | None = None,
 ) -> dict[str, float]:
     """Score a long-form hypothesis file; write ``scores.json`` and the re-segmentation.
+
+    The keyword arguments are :func:`score_longform`'s; every input is checked (file and
+    line named) before anything is scored.
 
     ``output`` is a directory (default: the hypothesis file's). ``scores.json`` holds
     the scores (NaN as null); ``instances.resegmented.jsonl`` one line per reference
@@ -593,6 +781,8 @@ def score_longform_files(
     the segment's offset, in ms) and simulstream's (``mwer_prediction``, ...).
     """
     unit = check_unit(unit)
+    select_metrics(quality_metrics, "quality")  # a bad name fails before the files are read
+    _select_longform(latency_metrics)
     hyps = read_hypotheses(hypotheses, unit)
     segs = read_segments(segments)
     refs = read_references(references)
@@ -604,7 +794,10 @@ def score_longform_files(
         segments_path=segments,
         references_path=references,
     )
-    result = score_longform(recordings, seg_list, unit, target_lang)
+    result = score_longform(
+        recordings, seg_list, unit, target_lang, lang=lang,
+        quality_metrics=quality_metrics, latency_metrics=latency_metrics,
+    )
     out = Path(output) if output is not None else Path(hypotheses).parent
     _write_text(
         out / SCORES_NAME,

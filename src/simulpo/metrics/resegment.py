@@ -34,8 +34,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from simulpo.errors import SimulpoError
+
 __all__ = [
     "SOFT_PUNCT",
+    "MosesSplitter",
     "cj_tokens",
     "mwer_segment",
     "mwer_tokens",
@@ -200,6 +203,59 @@ def soft_units(text: str, char_level: bool, *, reference: bool) -> list[str]:
         text = text.strip().lower()
     units = list(text) if char_level else text.split()
     return [unicodedata.normalize("NFKC", u).lower() for u in units]
+
+
+class MosesSplitter:
+    """OmniSTEval's ``--lang``: every unit split into subtokens by the Moses tokenizer.
+
+    OmniSTEval runs ``mosestokenizer.MosesTokenizer(lang, no_escape=True)`` (the Moses
+    Perl script) on each NFKC-normalized, lowercased unit of the references and the
+    hypothesis, aligns the subtokens, and puts each hypothesis unit in the sentence that
+    its *first* subtoken joins; a unit without subtokens is dropped. ``lang`` None,
+    ``'zh'`` or ``'ja'`` leaves every unit whole, as OmniSTEval does. The same tokenizer
+    runs here, so the split is the same; each distinct unit is tokenized once. Use it as
+    a context manager: it starts (and then stops) one Perl process.
+    """
+
+    def __init__(self, lang: str | None) -> None:
+        self.lang = lang
+        self._tokenizer = None
+        self._cache: dict[str, list[str]] = {}
+        if lang is not None and lang not in ("zh", "ja"):
+            try:
+                from mosestokenizer import MosesTokenizer  # the one OmniSTEval runs
+            except ImportError as err:
+                raise SimulpoError(
+                    f"--lang {lang} needs the Moses tokenizer OmniSTEval uses: "
+                    f"pip install 'mosestokenizer>=1.2.1,<1.3' (and perl); {err}"
+                ) from None
+            try:
+                self._tokenizer = MosesTokenizer(lang=lang, no_escape=True)
+            except OSError as err:  # no perl
+                raise SimulpoError(f"--lang {lang}: cannot start the Moses tokenizer ({err})")
+
+    def __enter__(self) -> MosesSplitter:  # noqa: PYI034 (a final class in effect)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._tokenizer is not None:
+            self._tokenizer.close()
+
+    def split(self, units: Sequence[str]) -> tuple[list[str], np.ndarray]:
+        """The subtokens of ``units`` in order, and the position of each unit's first
+        subtoken among them (-1 for a unit that has none)."""
+        if self._tokenizer is None:
+            return list(units), np.arange(len(units))
+        out: list[str] = []
+        first = np.full(len(units), -1, np.int64)
+        for k, unit in enumerate(units):
+            tokens = self._cache.get(unit)
+            if tokens is None:
+                tokens = self._cache[unit] = list(self._tokenizer(unit))
+            if tokens:
+                first[k] = len(out)
+                out.extend(tokens)
+        return out, first
 
 
 class _Similarity:
