@@ -700,12 +700,17 @@ def score_longform(
     lang: str | None = None,
     quality_metrics: Sequence[str] | None = None,
     latency_metrics: Sequence[str] | None = None,
+    bleu_tokenize: str | None = None,
+    computation_aware: bool | str = "auto",
 ) -> LongformResult:
     """The long-form latencies (:data:`LONGFORM_METRICS`, plus ``*_CA`` given elapsed
     times) and quality (default BLEU; chrF when asked) of the streams.
 
     ``lang`` is OmniSTEval's ``--lang`` (Moses subtokens in its re-segmentation);
-    ``latency_metrics`` picks among :data:`LONGFORM_METRICS` (None: all). At character
+    ``latency_metrics`` picks among :data:`LONGFORM_METRICS` (None: all);
+    ``bleu_tokenize`` overrides the BLEU tokenizer (OmniSTEval's ``--bleu_tokenizer``);
+    ``computation_aware``: 'auto' adds the ``*_CA`` keys when the hypotheses have elapsed
+    times, True requires them, False leaves them out. At character
     level the references lose their spaces for the SoftSegmenter and OmniSTEval's
     metrics, and keep them for mWER and StreamLAAL, as the two tools do.
     """
@@ -722,7 +727,12 @@ def score_longform(
         ]
     soft = resegment_soft(recordings, soft_segments, unit, lang=lang)
     mwer = resegment_mwer(recordings, segments, unit)
-    variants = [False] + ([True] if all(r.elapsed is not None for r in recordings) else [])
+    has_elapsed = all(r.elapsed is not None for r in recordings)
+    if computation_aware is True and not has_elapsed:
+        raise SimulpoError("computation-aware latency needs 'elapsed' times in the hypotheses")
+    if computation_aware not in ("auto", True, False):
+        raise SimulpoError(f"computation_aware must be 'auto', True or False, not {computation_aware!r}")
+    variants = [False] + ([True] if has_elapsed and computation_aware is not False else [])
     scores: dict[str, float] = {}
     for ca in variants:
         suffix = CA_SUFFIX if ca else ""
@@ -736,7 +746,9 @@ def score_longform(
     references = [s.reference for s in soft_segments]
     for name in quality:
         if name == "BLEU":
-            scores[name] = corpus_bleu(predictions, references, target_lang=target_lang)
+            scores[name] = corpus_bleu(
+                predictions, references, target_lang=target_lang, tokenize=bleu_tokenize
+            )
         else:
             scores[name] = corpus_chrf(predictions, references)
     return LongformResult({k: float(v) for k, v in scores.items()}, list(segments), soft, mwer)
@@ -769,6 +781,8 @@ def score_longform_files(
     lang: str | None = None,
     quality_metrics: Sequence[str] | None = None,
     latency_metrics: Sequence[str] | None = None,
+    bleu_tokenize: str | None = None,
+    computation_aware: bool | str = "auto",
 ) -> dict[str, float]:
     """Score a long-form hypothesis file; write ``scores.json`` and the re-segmentation.
 
@@ -797,6 +811,7 @@ def score_longform_files(
     result = score_longform(
         recordings, seg_list, unit, target_lang, lang=lang,
         quality_metrics=quality_metrics, latency_metrics=latency_metrics,
+        bleu_tokenize=bleu_tokenize, computation_aware=computation_aware,
     )
     out = Path(output) if output is not None else Path(hypotheses).parent
     _write_text(

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from simulpo.errors import SimulpoError
+from simulpo.errors import InputError, SimulpoError
 from simulpo.metrics.latency import CA_SUFFIX, LATENCY_METRICS, latency_scores, pad
 from simulpo.metrics.quality import corpus_bleu, corpus_chrf
 from simulpo.stream.instance_log import first_invalid, log_path, read_instances
@@ -53,6 +53,11 @@ EVAL_QUALITY_METRICS = ("BLEU", "chrF")
 _NOT_FOR_TEXT = ("WER", "ASR_BLEU", "WHISPER_ASR_BLEU", "DiscontinuitySum",
                  "DiscontinuityAve", "DiscontinuityNum", "_SpeechAlign_")
 SCORES_NAME = "scores.json"
+#: added to an error on a file's very first instance: likely not an instances.log at all
+NOT_A_LOG = (
+    "simulpo score expects a SimulEval instances.log (one JSON instance per line, or its "
+    "directory), or long-form hypotheses with --segments and --references"
+)
 
 
 def select_metrics(names: Sequence[str] | None, kind: str) -> tuple[str, ...]:
@@ -131,11 +136,14 @@ def score_instances(
     use_ref_len: bool = True,
     quality_metrics: Sequence[str] | None = None,
     latency_metrics: Sequence[str] | None = None,
+    bleu_tokenize: str | None = None,
 ) -> dict[str, float]:
     """The quality and latency scores of ``records`` (``instances.log`` dicts).
 
     ``quality_metrics`` / ``latency_metrics``: SimulEval's names (see
     :func:`select_metrics`); None for the defaults, an empty list for none.
+    ``bleu_tokenize`` overrides the sacrebleu tokenizer ``target_lang`` picks
+    (SimulEval's ``--sacrebleu-tokenizer``).
     ``latency_unit`` defaults to 'char' for zh/ja targets and 'word' otherwise.
     ``computation_aware``: 'auto' adds the ``*_CA`` keys when some instance has a
     non-zero ``elapsed`` time; True/False force it. ``source_type`` ('text', 'speech' or
@@ -157,7 +165,7 @@ def score_instances(
     return _score_checked(
         records, unit, target_lang, computation_aware, source_type=source_type,
         use_ref_len=use_ref_len, quality_metrics=quality_metrics,
-        latency_metrics=latency_metrics,
+        latency_metrics=latency_metrics, bleu_tokenize=bleu_tokenize,
     )
 
 
@@ -171,6 +179,7 @@ def _score_checked(
     use_ref_len: bool,
     quality_metrics: Sequence[str] | None,
     latency_metrics: Sequence[str] | None,
+    bleu_tokenize: str | None,
 ) -> dict[str, float]:
     """:func:`score_instances` on records already checked (:func:`first_invalid`)."""
     quality = select_metrics(quality_metrics, "quality")
@@ -185,7 +194,9 @@ def _score_checked(
         references = [r["reference"] for r in records]
         for name in quality:
             if name == "BLEU":
-                scores[name] = corpus_bleu(predictions, references, target_lang=target_lang)
+                scores[name] = corpus_bleu(
+                    predictions, references, target_lang=target_lang, tokenize=bleu_tokenize
+                )
             else:
                 scores[name] = corpus_chrf(predictions, references)
     if latency:
@@ -244,6 +255,7 @@ def score_path(
     use_ref_len: bool = True,
     quality_metrics: Sequence[str] | None = None,
     latency_metrics: Sequence[str] | None = None,
+    bleu_tokenize: str | None = None,
 ) -> dict[str, float]:
     """Score an ``instances.log`` (or its directory) and write ``scores.json``.
 
@@ -255,11 +267,17 @@ def score_path(
     select_metrics(quality_metrics, "quality")  # a bad name fails before the log is read
     select_metrics(latency_metrics, "latency")
     file = log_path(path)
-    records = read_instances(file, latency_unit=unit)
+    try:
+        records = read_instances(file, latency_unit=unit)
+    except InputError as err:
+        if err.line is not None and err.line == _first_content_line(file):
+            message = str(err).removeprefix(f"{err.path}:{err.line}: ")
+            raise InputError(err.path, f"{message}; {NOT_A_LOG}", err.line) from None
+        raise
     scores = _score_checked(
         records, unit, target_lang, computation_aware, source_type=source_type,
         use_ref_len=use_ref_len, quality_metrics=quality_metrics,
-        latency_metrics=latency_metrics,
+        latency_metrics=latency_metrics, bleu_tokenize=bleu_tokenize,
     )
     if output is None:
         target = file.parent / SCORES_NAME
@@ -269,6 +287,15 @@ def score_path(
         target = out / SCORES_NAME if is_dir else out
     _write_json(target, {k: None if math.isnan(v) else v for k, v in scores.items()})
     return scores
+
+
+def _first_content_line(file: Path) -> int | None:
+    """The number of the file's first non-blank line (for an error message only)."""
+    try:
+        with file.open(encoding="utf-8", errors="replace") as f:
+            return next((n for n, line in enumerate(f, 1) if line.strip()), None)
+    except OSError:
+        return None
 
 
 def _write_json(file: Path, data: Mapping[str, Any]) -> None:
