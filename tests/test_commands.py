@@ -31,9 +31,9 @@ def _subparser(parser: argparse.ArgumentParser, *path: str) -> argparse.Argument
     [
         (("train", "sft"), "simulpo.train.sft:SFTConfig"),
         (("train", "rl"), "simulpo.train.rl:RLConfig"),
-        (("demo",), "simulpo.pipeline:TextRecipe"),
-        (("demo",), "simulpo.speech_recipe:SpeechRecipe"),
-        (("experiment",), "simulpo.pipeline:TextRecipe"),
+        (("demo",), "simulpo.recipes.text:TextRecipe"),
+        (("demo",), "simulpo.recipes.speech:SpeechRecipe"),
+        (("experiment",), "simulpo.recipes.text:TextRecipe"),
     ],
 )
 def test_help_shows_every_config_field_with_its_default(path, config):
@@ -49,8 +49,8 @@ def test_help_shows_every_config_field_with_its_default(path, config):
 
 
 def test_text_and_speech_recipe_fields_all_have_help():
-    from simulpo.pipeline import TextRecipe
-    from simulpo.speech_recipe import SpeechRecipe
+    from simulpo.recipes.speech import SpeechRecipe
+    from simulpo.recipes.text import TextRecipe
 
     for cls in (TextRecipe, SpeechRecipe):
         missing = [k for k, _, help, _ in config_fields(cls) if not help]
@@ -90,7 +90,7 @@ def test_config_options_override_after_set_and_are_checked():
 
 def test_demo_config_options_reach_the_recipe(tmp_path, monkeypatch):
     """``simulpo demo --sft.epochs 3 --rl.reward.lam 1`` is ``--set`` with the same keys."""
-    import simulpo.demo
+    import simulpo.recipes.demo
     from simulpo.cli import main
 
     seen = {}
@@ -99,7 +99,7 @@ def test_demo_config_options_reach_the_recipe(tmp_path, monkeypatch):
         seen["overrides"] = overrides
         return []
 
-    monkeypatch.setattr(simulpo.demo, "run_demo", fake_demo)
+    monkeypatch.setattr(simulpo.recipes.demo, "run_demo", fake_demo)
     assert main(["demo", "--output", str(tmp_path), "--set", "data.train=5",
                  "--sft.epochs", "3", "--rl.reward.lam", "1"]) == 0  # fmt: skip
     assert seen["overrides"] == ["data.train=5", "sft.epochs=3", "rl.reward.lam=1"]

@@ -53,10 +53,11 @@ def test_bad_override_and_missing_file(tmp_path):
 def test_demo_recipe_file_spells_out_the_embedded_defaults():
     from pathlib import Path
 
-    from simulpo.pipeline import TextRecipe
+    from simulpo.recipes import load_recipe
+    from simulpo.recipes.text import TextRecipe
 
     recipe = Path(__file__).parents[1] / "configs" / "demo-text.yaml"
-    assert load_config(TextRecipe, recipe) == TextRecipe()
+    assert load_recipe(TextRecipe, recipe) == TextRecipe()
 
 
 def test_partial_section_keeps_the_parents_defaults_for_that_section():

@@ -99,6 +99,10 @@ def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "", base: T | 
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - set(fields))
+    moved = getattr(cls, "MOVED", {})
+    for key in unknown:
+        if key in moved:
+            raise ConfigError(f"{where}{key} has moved: set {moved[key]} instead")
     if unknown:
         raise ConfigError(
             f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(repr(k) for k in unknown)} in "
@@ -177,8 +181,10 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.split("."), yaml.safe_load(raw)
 
 
-def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequence[str] = ()) -> T:
-    """``cls`` defaults, updated by the YAML recipe at ``path`` and then by ``overrides``."""
+def read_config_data(
+    path: str | Path | None = None, overrides: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The mapping the YAML recipe at ``path`` holds, with ``overrides`` applied."""
     data: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
@@ -195,6 +201,16 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequenc
         for k in keys[:-1]:
             node = node.setdefault(k, {})
         node[keys[-1]] = value
+    return data
+
+
+def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequence[str] = ()) -> T:
+    """``cls`` defaults, updated by the YAML recipe at ``path`` and then by ``overrides``.
+
+    A class may name keys that moved in a class attribute ``MOVED`` (old key → new
+    dotted key): a recipe still using one gets an error saying the new key.
+    """
+    data = read_config_data(path, overrides)
     try:
         return from_dict(cls, data)
     except ConfigError as e:

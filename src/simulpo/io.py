@@ -78,7 +78,9 @@ def read_lines(path: str | Path) -> list[str]:
             out.append(raw.decode("utf-8").rstrip("\r"))
         except UnicodeDecodeError as err:
             raise InputError(
-                path, f"invalid UTF-8 (byte 0x{raw[err.start]:02x} at column {err.start + 1})", number
+                path,
+                f"invalid UTF-8 (byte 0x{raw[err.start]:02x} at column {err.start + 1})",
+                number,
             ) from None
     return out
 
@@ -113,3 +115,18 @@ def remove_partial_writes(root: str | Path) -> list[Path]:
     if removed:
         log.info("removed %d temporary files of an interrupted run under %s", len(removed), root)
     return removed
+
+
+#: the file a finished step (of a recipe, or a training run) writes last, with its result
+RESULT_FILE = "result.json"
+
+
+def write_result(out_dir: str | Path, result: dict) -> Path:
+    """Mark ``out_dir`` finished: its result, atomically, as the last file written."""
+    return atomic_write_json(Path(out_dir) / RESULT_FILE, result)
+
+
+def read_result(out_dir: str | Path) -> dict | None:
+    """What a finished ``out_dir`` returned (None if it did not finish)."""
+    path = Path(out_dir) / RESULT_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None

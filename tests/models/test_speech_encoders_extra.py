@@ -275,10 +275,10 @@ def test_recipe_stage1_on_logmel_features_trains_a_conv_projector(tmp_path):
     from tiny_lm import build_tokenizer
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from simulpo.config import load_config
-    from simulpo.speech_recipe import SpeechRecipe, features_step, stage1_step
+    from simulpo.recipes import load_recipe
+    from simulpo.recipes.speech import SpeechRecipe, features_step, stage1_step
 
-    recipe = load_config(SpeechRecipe, None, ["encoder.path=logmel", "stage1.epochs=2"])
+    recipe = load_recipe(SpeechRecipe, None, ["encoder.path=logmel", "stage1.epochs=2"])
     assert recipe.model.conv_layers is None
     utterances = {
         split: [
@@ -308,4 +308,4 @@ def test_recipe_stage1_on_logmel_features_trains_a_conv_projector(tmp_path):
     frames = torch.from_numpy(features["dev0"].astype(np.float32))
     torch.testing.assert_close(again([frames]), projector([frames]))
     # Whisper-style encoders keep the plain projector unless asked
-    assert load_config(SpeechRecipe, None, ["model.conv_layers=1"]).model.conv_layers == 1
+    assert load_recipe(SpeechRecipe, None, ["model.conv_layers=1"]).model.conv_layers == 1

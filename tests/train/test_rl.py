@@ -14,7 +14,7 @@ from tiny_lm import WORDS, tiny_chat_lm
 from simulpo.eval.testset import Segment
 from simulpo.policies.llm import LLMPolicy
 from simulpo.stream.segmenter import FixedWords
-from simulpo.train.rl import RLConfig, load_rl_config, step_sources, train_rl
+from simulpo.train.rl import RLConfig, step_sources, train_rl
 from simulpo.train.rollout import collate, sample_groups
 
 
@@ -109,16 +109,6 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
         torch.testing.assert_close(weights(resumed)[k], v, rtol=0, atol=0)
     log = (tmp_path / "b" / "train_log.jsonl").read_text().splitlines()
     assert sum('"quality"' in line for line in log) == 2  # one event per step, none repeated
-
-
-def test_rl_config_from_a_text_recipe(tmp_path):
-    path = tmp_path / "recipe.yaml"
-    path.write_text("sft:\n  epochs: 1\nrl:\n  steps: 7\n  grpo:\n    lr: 0.001\n")
-    config = load_rl_config(path, ["group_size=4"])
-    assert (config.steps, config.group_size, config.grpo.lr) == (7, 4, 0.001)
-    plain = tmp_path / "rl.yaml"
-    plain.write_text("steps: 3\n")
-    assert load_rl_config(plain).steps == 3
 
 
 def test_group_of_one_is_refused():

@@ -24,6 +24,7 @@ from simulpo.policies.llm import LLMPolicy
 from simulpo.policies.speech_front import SpeechFrontEnd
 from simulpo.rewards.base import as_segments
 from simulpo.stream.segmenter import FixedMilliseconds
+from simulpo.stream.settings import StreamConfig
 from simulpo.train import rl
 from simulpo.train.grpo import GRPOConfig, grpo_update, token_logprobs
 from simulpo.train.rl import RLConfig, train_rl
@@ -194,7 +195,8 @@ def test_passage_segments_lie_inside_the_audio_the_reward_sees(tmp_path):
 
 def speech_config(**changes) -> RLConfig:
     config = RLConfig(
-        steps=2, sources_per_step=2, group_size=3, chunk_ms=240, max_piece_tokens=4,
+        steps=2, sources_per_step=2, group_size=3, stream=StreamConfig(chunk_ms=240),
+        max_piece_tokens=4,
         max_final_tokens=6, save_every=1, eval_segments=1,
     )  # fmt: skip
     config.grpo.lr = 1e-3

@@ -12,8 +12,8 @@ HELP = "the main job: data, baselines, report and plot on the embedded default"
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     from simulpo.config import add_config_arguments
-    from simulpo.pipeline import TextRecipe
-    from simulpo.speech_recipe import SpeechRecipe
+    from simulpo.recipes.speech import SpeechRecipe
+    from simulpo.recipes.text import TextRecipe
 
     p = subparsers.add_parser(NAME, help=HELP)
     p.add_argument(
@@ -46,7 +46,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> None:
     from simulpo.config import config_overrides
-    from simulpo.demo import run_demo, run_speech_demo
+    from simulpo.recipes.demo import run_demo, run_speech_demo
 
     rows = (run_speech_demo if args.speech else run_demo)(
         args.output or ("runs/demo-speech" if args.speech else "runs/demo"),

@@ -80,7 +80,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     g.add_argument("--recordings", type=int, help="long-form: only the first N recordings")
     g.add_argument("--limit", type=int, help="sentence level: only the first N utterances")
-    g.add_argument("--chunk-ms", type=float, default=1120.0, help="audio read per chunk (ms)")
+    g.add_argument(
+        "--chunk-ms",
+        type=float,
+        help="audio read per chunk (ms); for --policy llm the chunk the model was trained "
+        "with (its stream.json; a different value is an error), else 1120",
+    )
     g.add_argument(
         "--chunks-per-turn",
         default="1",
@@ -146,6 +151,11 @@ def policy_spec(args: argparse.Namespace):
     window = args.cache_window
     if window is None and args.long_form and kind == "llm":
         window = LONG_FORM_WINDOW
+    if speech:  # the speech LLM reads the chunks its encoder was trained on
+        from simulpo.stream.settings import agree
+
+        trained = args.model if kind == "llm" else None
+        args.chunk_ms = agree("chunk_ms", args.chunk_ms, trained, "--chunk-ms")
     return PolicySpec(
         kind=kind,
         translator=args.translator or default_translator,
@@ -158,7 +168,7 @@ def policy_spec(args: argparse.Namespace):
         max_piece_tokens=args.max_piece_tokens,
         max_new_tokens=args.max_new_tokens,
         speech=speech,
-        chunk_ms=args.chunk_ms,
+        chunk_ms=PolicySpec.chunk_ms if args.chunk_ms is None else args.chunk_ms,
         context_ms=args.context_ms,
         speech_encoder=args.speech_encoder,
         cache_window=window if speech else args.cache_window,

@@ -12,8 +12,8 @@ HELP = "an RL experiment of the papers over a finished text run (docs/experiment
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     from simulpo.config import add_config_arguments
-    from simulpo.experiments import EXPERIMENTS
-    from simulpo.pipeline import TextRecipe
+    from simulpo.recipes.experiments import EXPERIMENTS
+    from simulpo.recipes.text import TextRecipe
 
     p = subparsers.add_parser(NAME, help=HELP)
     p.add_argument("name", choices=list(EXPERIMENTS), help="which experiment")
@@ -26,7 +26,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> None:
     from simulpo.config import config_overrides
-    from simulpo.experiments import run_experiment
+    from simulpo.recipes.experiments import run_experiment
 
     rows = run_experiment(
         args.name,

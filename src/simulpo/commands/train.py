@@ -130,9 +130,10 @@ def _rl(args: argparse.Namespace) -> None:
     from simulpo.config import config_overrides
     from simulpo.eval.testset import load_test_set
     from simulpo.models.lm import load_model
-    from simulpo.train.rl import load_rl_config, train_rl
+    from simulpo.recipes import load_rl_section
+    from simulpo.train.rl import train_rl
 
-    config = load_rl_config(args.config, config_overrides(args))
+    config = load_rl_section(args.config, config_overrides(args))
     model, tokenizer = load_model(args.model, lora=args.lora)
     dev = load_test_set(args.dev) if args.dev else None
     result = train_rl(

@@ -70,8 +70,10 @@ def evaluate_utterances(
     target_lang: str | None = None,
     name: str | None = None,
     progress: bool = True,
+    clock: str = "cumulative",
 ) -> Row:
-    """Stream every utterance through ``policy`` in ``chunk_ms`` chunks; score and log it."""
+    """Stream every utterance through ``policy`` in ``chunk_ms`` chunks; score and log it.
+    ``clock``: how elapsed times run (:data:`simulpo.stream.loop.CLOCKS`)."""
     if not utterances:
         raise SimulpoError("there are no utterances to evaluate")
     out_dir = Path(out_dir)
@@ -84,6 +86,7 @@ def evaluate_utterances(
         unit=unit,
         progress=progress,
         desc=f"{dataset} {name}",
+        clock=clock,
     )
     records = []
     for utt, episode in zip(utterances, episodes):
@@ -120,6 +123,7 @@ def evaluate_longform(
     target_lang: str | None = None,
     name: str | None = None,
     progress: bool = True,
+    clock: str = "queue",
 ) -> Row:
     """Translate each recording of ``split`` (the first ``recordings`` ones) as one stream.
 
@@ -142,7 +146,7 @@ def evaluate_longform(
         unit=unit,
         progress=progress,
         desc=f"{dataset} {name}",
-        clock="queue",  # cumulative compute grows without bound over a long stream
+        clock=clock,  # queue: cumulative compute grows without bound over a long stream
     )
     segments = [seg for _, segs in groups for seg in segs]
     lines = [_hypothesis(wav, episode) for wav, episode in zip(wavs, episodes)]

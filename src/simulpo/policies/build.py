@@ -77,6 +77,15 @@ def build_policy(
     return _schedule(kind, translator or build_translator_of(spec), spec, spec.name)
 
 
+def policy_name(spec: PolicySpec) -> str:
+    """The name the policy of ``spec`` reports under, without building it."""
+    if spec.name:
+        return spec.name
+    if spec.kind in ("llm", "cascade"):
+        return spec.kind
+    return _schedule(spec.kind, None, spec, None).name
+
+
 def build_translator_of(spec: PolicySpec):
     """The spec's translator: ``grammar``, ``apertium`` (``pair``) or ``llm`` (``model``)."""
     from simulpo.translators import build_translator
@@ -189,4 +198,6 @@ def check_kind(kind: str, speech: bool) -> None:
         raise ConfigError("the cascade reads speech: use it with --speech DATA_DIR")
 
 
-__all__ = ["KINDS", "PolicySpec", "build_policy", "build_translator_of", "check_kind"]
+__all__ = [
+    "KINDS", "PolicySpec", "build_policy", "build_translator_of", "check_kind", "policy_name",
+]  # fmt: skip

@@ -23,10 +23,11 @@ quality, latency, KL, entropy, ...; dev scores at ``eval_every``), ``dev/step-N/
 
 Speech rides the same loop: ``train_rl(lm, tokenizer, items, speech=front_end)`` with the
 speech policy's LM and front end (frozen encoder + projector, as
-:class:`~simulpo.policies.llm.LLMPolicy` takes them) streams audio in ``chunk_ms`` chunks.
+:class:`~simulpo.policies.llm.LLMPolicy` takes them) streams audio in ``stream.chunk_ms`` chunks.
 Training items are spoken sentences or, for HPO over unbounded speech, whole recordings
 whose episodes the reward scores sentence by sentence against their reference segments
-(:mod:`simulpo.train.rl_data`). The LM and the projector train as one
+(:mod:`simulpo.train.rl_data`). Turns are ``config.stream``'s (a recipe's ``stream``
+section), which ``final/`` records in ``stream.json``. The LM and the projector train as one
 :class:`~simulpo.models.projector.SpeechLM` (``train_projector=False`` freezes the
 projector); checkpoints and ``final/`` hold both, so ``load_speech_model`` reads them back.
 """
@@ -40,7 +41,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -49,13 +50,13 @@ from tqdm.auto import tqdm
 from simulpo.config import check_ranges, option
 from simulpo.errors import ConfigError, SimulpoError
 from simulpo.eval.runner import evaluate
-from simulpo.io import atomic_write_json, read_text
+from simulpo.io import atomic_write_json
 from simulpo.models.lm import is_peft, save_model
 from simulpo.models.projector import SpeechLM, speech_token_id
 from simulpo.policies.llm import LLMPolicy
 from simulpo.policies.speech_front import SpeechFrontEnd
 from simulpo.rewards import RewardConfig, build_reward
-from simulpo.stream.segmenter import FixedMilliseconds, FixedWords
+from simulpo.stream.settings import StreamConfig, save_stream
 from simulpo.train.bookkeeping import TrainingRun
 from simulpo.train.checkpoint import latest_checkpoint
 from simulpo.train.grpo import GRPOConfig, group_advantages, grpo_update, language_model
@@ -72,11 +73,8 @@ class RLConfig:
     steps: int = option(40, "rollout + update rounds", "[1, )")
     sources_per_step: int = option(16, "training sources per step (over all processes)", "[1, )")
     group_size: int = option(8, "episodes sampled per source (GRPO's group, B)", "[2, )")
-    chunk_words: int = option(
-        1, "source words read per turn in rollouts (the chunk size m)", "[1, )"
-    )
-    chunk_ms: float = option(
-        1120.0, "speech: ms of audio read per turn in rollouts and dev", "(0, )"
+    stream: StreamConfig = option(
+        StreamConfig, "rollout and dev turns; in a recipe, its stream section"
     )
     cache_window: int | None = option(
         None, "bounded KV cache in tokens (long streams); None = all", "[1, )"
@@ -97,8 +95,15 @@ class RLConfig:
     )
     seed: int = option(0, "seed of the data order and of every rollout")
 
+    #: keys that moved into the stream section
+    MOVED: ClassVar[dict[str, str]] = {
+        "chunk_words": "stream.chunk_words",
+        "chunk_ms": "stream.chunk_ms",
+    }
+
     def check(self) -> None:
         check_ranges(self, "RL ")
+        self.stream.check()
 
 
 #: fields that change no number of the training: only when it evaluates and checkpoints
@@ -108,20 +113,10 @@ _RESUMABLE = BOOKKEEPING | {"steps"}
 
 
 def load_rl_config(path: str | Path | None, overrides: Sequence[str] = ()) -> RLConfig:
-    """An RLConfig from YAML: its fields, or a text recipe's ``rl`` section."""
-    import yaml
-
+    """An RLConfig from a YAML file of its fields (a recipe's ``rl`` section: see
+    :func:`simulpo.recipes.load_rl_section`) and ``overrides``."""
     from simulpo.config import load_config
 
-    if path is not None:
-        try:
-            data = yaml.safe_load(read_text(Path(path))) or {}
-        except (OSError, yaml.YAMLError) as err:
-            raise ConfigError(f"{path}: cannot read the RL config ({err})") from err
-        if isinstance(data, dict) and "rl" in data:
-            from simulpo.pipeline import TextRecipe
-
-            return load_config(TextRecipe, path, [f"rl.{o}" for o in overrides]).rl
     return load_config(RLConfig, path, overrides)
 
 
@@ -199,7 +194,7 @@ def train_rl(
     run.start(fingerprint(train), resume)
     state = run.state
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    segmenter = FixedMilliseconds(config.chunk_ms) if speech else FixedWords(config.chunk_words)
+    segmenter = config.stream.segmenter(speech is not None)
     bar = tqdm(
         total=config.steps,
         initial=state["step"],
@@ -262,6 +257,7 @@ def train_rl(
     final_dir = out_dir / "final"
     if accelerator.is_main_process:
         save_model(unwrapped, tokenizer, final_dir)
+        save_stream(final_dir, config.stream)
     accelerator.wait_for_everyone()
     result = {
         "steps": state["step"],
@@ -382,13 +378,13 @@ def _dev_eval(
         model.eval()
         where = out_dir / "dev" / f"step-{step}"
         if speech is None:
-            row = evaluate(policy, segments, where, "dev", config.chunk_words, progress=False)
+            turn = config.stream.segmenter(False)
+            row = evaluate(policy, segments, where, "dev", turn.m, progress=False)
         else:
             from simulpo.eval.speech import evaluate_utterances
 
-            row = evaluate_utterances(
-                policy, segments, where, "dev", config.chunk_ms, progress=False
-            )
+            turn = config.stream.segmenter(True)
+            row = evaluate_utterances(policy, segments, where, "dev", turn.ms, progress=False)
         result = {k: row[k] for k in ("BLEU", "chrF", "AL", "LAAL") if k in row}
     accelerator.wait_for_everyone()
     return result

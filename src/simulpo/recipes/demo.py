@@ -1,6 +1,6 @@
 """``simulpo demo``: the main job on the embedded default, end to end on 2 CPU cores.
 
-1. The text recipe (``simulpo.pipeline``, ``configs/demo-text.yaml``): bundled data, a BPE
+1. The text recipe (:mod:`simulpo.recipes.text`, ``configs/demo-text.yaml``): bundled data, a BPE
    tokenizer, a tiny LM trained from scratch as the offline translator, SFT dialogues
    synthesized by align → monotonize → group by chunk, the SFT simultaneous policy, and
    SeqPO RL from it (GRPO with the fused quality/latency reward); evaluated on the
@@ -10,7 +10,7 @@
 
 Writes each system's instance log and scores, ``report.json`` and ``quality_latency.png``.
 
-``simulpo demo --speech`` runs the speech recipe (``simulpo.speech_recipe``,
+``simulpo demo --speech`` runs the speech recipe (:mod:`simulpo.recipes.speech`,
 ``configs/demo-speech.yaml``) instead: espeak-ng speech of the synthetic pair, frozen
 Whisper features, the two speech SFT stages from the text demo's SFT policy, HPO RL from
 the speech SFT policy, and rows ``cascade``, ``sft`` and ``hpo`` on the synthetic test
@@ -24,13 +24,13 @@ import logging
 import math
 from pathlib import Path
 
-from simulpo.config import load_config
 from simulpo.eval.plot import plot_quality_latency
 from simulpo.eval.report import Row, update_report
 from simulpo.eval.runner import evaluate
 from simulpo.eval.testset import load_test_set
-from simulpo.pipeline import TextRecipe, TextRun, run_text_recipe
-from simulpo.policies import LocalAgreement, Offline, WaitK
+from simulpo.policies.build import PolicySpec, build_policy, policy_name
+from simulpo.recipes import load_recipe
+from simulpo.recipes.text import TextRecipe, TextRun, run_text_recipe
 from simulpo.translators import build_translator
 
 log = logging.getLogger(__name__)
@@ -57,29 +57,48 @@ QUICK_OVERRIDES = [
 QUICK_SEGMENTS = 40
 
 
-def apertium_rows(run: TextRun, quick: bool, progress: bool) -> list[Row]:
+def apertium_rows(recipe: TextRecipe, run: TextRun, quick: bool, progress: bool) -> list[Row]:
     """Wait-k, local agreement and offline over Apertium on the Bible test set."""
-    translator = build_translator("apertium")
+    from functools import cache
+
     segments = load_test_set(run.data / "bible" / "test.jsonl")
     if quick:
         segments = segments[:QUICK_SEGMENTS]
-    policies = [*(WaitK(translator, k) for k in WAIT_KS), LocalAgreement(translator), Offline(translator)]
-    return [
-        evaluate(p, segments, run.root / "bible" / p.name, "bible", target_lang="es", progress=progress)
-        for p in policies
-    ]
+    translator = cache(lambda: build_translator("apertium"))
+    kinds = [*(f"wait-{k}" for k in WAIT_KS), "local-agreement", "offline"]
+    words = recipe.stream.segmenter(False).m
+    rows = []
+    for kind in kinds:
+        spec = PolicySpec(kind=kind, translator="apertium")
+        name = policy_name(spec)
+
+        def make(out: Path, spec=spec) -> Row:
+            policy = build_policy(spec, translator=translator())
+            return evaluate(
+                policy, segments, out, "bible", words, target_lang="es", progress=progress
+            )
+
+        rows.append(
+            run.step(f"bible/{name}", make, key={"segments": len(segments), "words": words})
+        )
+    return rows
 
 
 def run_demo(
-    out: str | Path = "runs/demo", quick: bool = False, progress: bool = True,
-    config: str | Path | None = None, overrides: list[str] | None = None,
+    out: str | Path = "runs/demo",
+    quick: bool = False,
+    progress: bool = True,
+    config: str | Path | None = None,
+    overrides: list[str] | None = None,
 ) -> list[Row]:
     """Run the demo into ``out``; returns the report rows."""
-    recipe = load_config(TextRecipe, config, (QUICK_OVERRIDES if quick else []) + list(overrides or []))
+    recipe = load_recipe(
+        TextRecipe, config, (QUICK_OVERRIDES if quick else []) + list(overrides or [])
+    )
     run = TextRun(Path(out))
     rows = run_text_recipe(recipe, run.root, progress)
     if recipe.data.bible:
-        rows += apertium_rows(run, quick, progress)
+        rows += apertium_rows(recipe, run, quick, progress)
     update_report(run.root / "report.json", rows)
     plot = plot_quality_latency(rows, run.root / "quality_latency.png", title="simulpo demo")
     log.info("Wrote %s and %s.", run.root / "report.json", plot)
@@ -97,15 +116,18 @@ QUICK_SPEECH_OVERRIDES = [
 
 
 def run_speech_demo(
-    out: str | Path = "runs/demo-speech", quick: bool = False, progress: bool = True,
-    config: str | Path | None = None, overrides: list[str] | None = None,
+    out: str | Path = "runs/demo-speech",
+    quick: bool = False,
+    progress: bool = True,
+    config: str | Path | None = None,
+    overrides: list[str] | None = None,
 ) -> list[Row]:
     """Run the speech demo into ``out``; returns the report rows."""
     from simulpo.errors import SimulpoError
-    from simulpo.speech_recipe import SpeechRecipe, run_speech_recipe
+    from simulpo.recipes.speech import SpeechRecipe, run_speech_recipe
 
     extra = (QUICK_SPEECH_OVERRIDES if quick else []) + list(overrides or [])
-    recipe = load_config(SpeechRecipe, config, extra)
+    recipe = load_recipe(SpeechRecipe, config, extra)
     if recipe.model.lm and not (Path(recipe.model.lm) / "config.json").exists():
         raise SimulpoError(
             f"the speech demo starts from the text demo's SFT policy, and {recipe.model.lm} has "
@@ -115,7 +137,9 @@ def run_speech_demo(
     rows = run_speech_recipe(recipe, out, progress)
     root = Path(out)
     update_report(root / "report.json", rows)
-    plots = [plot_quality_latency(rows, root / "quality_latency.png", title="simulpo demo --speech")]
+    plots = [
+        plot_quality_latency(rows, root / "quality_latency.png", title="simulpo demo --speech")
+    ]
     if any(math.isfinite(r.get("StreamLAAL", math.nan)) for r in rows):  # long form, own scale
         plots.append(plot_quality_latency(
             rows, root / "quality_latency_longform.png", x="StreamLAAL",

@@ -8,9 +8,9 @@ from tiny_lm import save_tiny_whisper
 import simulpo.eval.speech
 import simulpo.train.rl
 import simulpo.train.speech_sft
-from simulpo.config import load_config
 from simulpo.models.speech_encoder import SpeechEncoder
-from simulpo.speech_recipe import SpeechRecipe, run_speech_recipe
+from simulpo.recipes import load_recipe
+from simulpo.recipes.speech import SpeechRecipe, run_speech_recipe
 
 TINY = [
     "data.train=6", "data.dev=2", "data.test=2", "data.workers=1",
@@ -18,7 +18,7 @@ TINY = [
     "model.num_heads=2", "stage1.epochs=1", "stage2.epochs=1", "stage2.batch_tokens=2048",
     "stage2.max_length=2048", "eval.max_piece_tokens=4", "eval.max_new_tokens=8",
     "rl.steps=1", "rl.sources_per_step=2", "rl.group_size=2", "rl.eval_segments=1",
-    "rl.max_piece_tokens=4", "rl.max_final_tokens=8", "eval.chunks_per_turn=[1,2]",
+    "rl.max_piece_tokens=4", "rl.max_final_tokens=8", "stream.chunks_per_turn=[1,2]",
     "eval.cascade_longform=true", "synthesis.passages=1", "synthesis.passage_size=2",
     "synthesis.rl_items=passages", "rl.reward.resegment=mwer",
 ]  # fmt: skip
@@ -27,7 +27,7 @@ TINY = [
 @pytest.fixture
 def recipe(tmp_path):
     save_tiny_whisper(tmp_path / "whisper")
-    return load_config(SpeechRecipe, None, [*TINY, f"encoder.path={tmp_path / 'whisper'}"])
+    return load_recipe(SpeechRecipe, None, [*TINY, f"encoder.path={tmp_path / 'whisper'}"])
 
 
 def refuse(*args, **kwargs):
@@ -35,7 +35,7 @@ def refuse(*args, **kwargs):
 
 
 def test_demo_config_spells_out_the_defaults():
-    assert load_config(SpeechRecipe, "configs/demo-speech.yaml") == SpeechRecipe()
+    assert load_recipe(SpeechRecipe, "configs/demo-speech.yaml") == SpeechRecipe()
 
 
 def test_recipe_runs_end_to_end_and_resumes_without_redoing_steps(recipe, tmp_path, monkeypatch):
@@ -67,7 +67,7 @@ def test_recipe_runs_end_to_end_and_resumes_without_redoing_steps(recipe, tmp_pa
     assert (out / "hpo" / "final" / "projector.json").exists()
 
     # Again: nothing is synthesized, encoded, trained or evaluated a second time.
-    monkeypatch.setattr("simulpo.speech_recipe.build_speech", refuse)
+    monkeypatch.setattr("simulpo.recipes.speech.build_speech", refuse)
     monkeypatch.setattr(SpeechEncoder, "encode_chunks", refuse)
     monkeypatch.setattr(simulpo.train.speech_sft, "align_projector", refuse)
     monkeypatch.setattr(simulpo.train.speech_sft, "train_speech_sft", refuse)
@@ -81,7 +81,7 @@ def test_recipe_runs_end_to_end_and_resumes_without_redoing_steps(recipe, tmp_pa
 def test_offline_baseline_without_rl(recipe, tmp_path, monkeypatch):
     # the README's offline speech SFT: one turn per utterance, read whole, and no RL step
     recipe.synthesis.c_min = recipe.synthesis.c_max = 12
-    recipe.synthesis.passages, recipe.eval.chunks_per_turn = 0, [12]
+    recipe.synthesis.passages, recipe.stream.chunks_per_turn = 0, [12]
     recipe.eval.cascade, recipe.eval.longform_recordings, recipe.rl.steps = False, 0, 0
     monkeypatch.setattr(simulpo.train.rl, "train_rl", refuse)
     out = tmp_path / "offline"
@@ -98,7 +98,7 @@ def test_offline_baseline_without_rl(recipe, tmp_path, monkeypatch):
 def test_rl_items_are_utterances_or_passages(recipe, tmp_path):
     from simulpo.data.speech import SpeechUtterance
     from simulpo.errors import ConfigError
-    from simulpo.speech_recipe import rl_items
+    from simulpo.recipes.speech import rl_items
     from simulpo.train.rl_data import Recording
 
     wav = tmp_path / "r.wav"
@@ -143,14 +143,14 @@ def test_speech_demo_needs_the_text_policy_it_starts_from(tmp_path, capsys):
 
 
 def test_calibration_recipe_loads_and_asks_for_the_small_pair():
-    recipe = load_config(SpeechRecipe, "configs/speech-calibration.yaml")
+    recipe = load_recipe(SpeechRecipe, "configs/speech-calibration.yaml")
     assert (recipe.data.min_len, recipe.data.max_len, recipe.data.words_per_class) == (3, 8, 6)
     assert recipe.model.lm == "" and recipe.eval.cascade is False
     assert (recipe.data.train, recipe.synthesis.passages) == (4000, 600)
 
 
 def test_longform_recipe_trains_on_passages_and_scores_their_sentences():
-    recipe = load_config(SpeechRecipe, "configs/speech-longform.yaml")
+    recipe = load_recipe(SpeechRecipe, "configs/speech-longform.yaml")
     assert (recipe.synthesis.passages, recipe.synthesis.rl_items) == (200, "passages")
     assert recipe.rl.reward.resegment == "mwer" and recipe.rl.reward.kind == "hpo"
     assert recipe.model.lm == SpeechRecipe().model.lm  # the rest is the demo's recipe

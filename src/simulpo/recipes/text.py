@@ -1,10 +1,13 @@
 """The text recipe of the embedded default: data → tokenizer → offline LM → SFT data → SFT policy
 → SeqPO RL → eval.
 
-Every step writes its result under one run directory and is skipped when that result is
-already there, so a killed run started again goes on where it stopped (training steps
-also resume from their own checkpoints). ``configs/demo-text.yaml`` is the demo's recipe,
-``configs/full-text.yaml`` a longer one.
+Every step is a folder of the run directory, skipped when done (:mod:`simulpo.recipes.run`),
+so a killed run started again goes on where it stopped. ``configs/demo-text.yaml`` is the
+demo's recipe, ``configs/full-text.yaml`` a longer one.
+
+Layout: ``data/``, ``tokenizer/``, ``offline/`` (the offline translator LM), ``sft_data/``,
+``sft/`` and ``seqpo/`` (``final/`` in each: the policy, with the ``stream.json`` it was
+trained with), ``synthetic/NAME/`` (each system's instances.log, scores.json, result.json).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from simulpo.config import option
 from simulpo.data.build import build_all
@@ -24,6 +28,9 @@ from simulpo.data.sft_synthesis import (
 from simulpo.eval.report import Row
 from simulpo.eval.runner import evaluate
 from simulpo.eval.testset import Segment, load_test_set
+from simulpo.recipes import Recipe
+from simulpo.recipes.run import RunDir, identity
+from simulpo.stream.settings import StreamConfig, save_stream
 from simulpo.train.rl import RLConfig
 from simulpo.train.sft import SFTConfig
 
@@ -64,7 +71,8 @@ class SynthesisConfig:
 
 @dataclass
 class EvalConfig:
-    chunk_words: int = option(1, "source words read per turn at test time")
+    MOVED: ClassVar[dict[str, str]] = {"chunk_words": "stream.chunk_words"}
+
     wait_ks: list[int] = option([1, 3, 5, 7], "k of the wait-k rows over the offline LM")
     test_segments: int = option(0, "evaluate the first N test segments (0 = all)")
     max_piece_tokens: int = option(32, "token budget of one assistant piece before the source ends")
@@ -93,9 +101,10 @@ def _demo_rl() -> RLConfig:
 
 
 @dataclass
-class TextRecipe:
+class TextRecipe(Recipe):
     """The demo's recipe by default; ``configs/demo-text.yaml`` spells the same values out."""
 
+    stream: StreamConfig = option(StreamConfig, "turns of SFT policies' rollouts and evaluation")
     data: DataConfig = option(DataConfig, "the bundled corpora")
     model: ModelConfig = option(ModelConfig, "the tiny LM trained from scratch")
     synthesis: SynthesisConfig = option(SynthesisConfig, "SFT dialogue synthesis")
@@ -105,11 +114,8 @@ class TextRecipe:
     eval: EvalConfig = option(EvalConfig, "evaluation on the synthetic test set")
 
 
-@dataclass
-class TextRun:
-    """Where a text run keeps its artefacts."""
-
-    root: Path
+class TextRun(RunDir):
+    """Where a text run keeps its artefacts (one folder per step)."""
 
     @property
     def data(self) -> Path:
@@ -118,14 +124,6 @@ class TextRun:
     @property
     def tokenizer(self) -> Path:
         return self.root / "tokenizer"
-
-    @property
-    def offline(self) -> Path:
-        return self.root / "offline"
-
-    @property
-    def sft_data(self) -> Path:
-        return self.root / "sft_data"
 
     @property
     def sft(self) -> Path:
@@ -140,16 +138,11 @@ class TextRun:
 
 
 def build_data(recipe: TextRecipe, run: TextRun) -> None:
-    if (run.data / "manifest.json").exists():
-        return
     d = recipe.data
-    build_all(
-        run.data,
-        seed=d.seed,
-        reorder=d.reorder,
-        bible=d.bible,
-        synthetic_sizes={"train": d.train, "dev": 500, "test": 500},
-    )
+    sizes = {"train": d.train, "dev": 500, "test": 500}
+    run.step("data", lambda out: {"files": [str(p) for p in build_all(
+        out, seed=d.seed, reorder=d.reorder, bible=d.bible, synthetic_sizes=sizes
+    )]})  # fmt: skip
 
 
 def train_tokenizer_step(recipe: TextRecipe, run: TextRun):
@@ -157,11 +150,13 @@ def train_tokenizer_step(recipe: TextRecipe, run: TextRun):
 
     from simulpo.models.tokenizer import train_tokenizer
 
-    if (run.tokenizer / "tokenizer.json").exists():
-        return AutoTokenizer.from_pretrained(str(run.tokenizer))
-    train = load_test_set(run.synthetic("train"))
-    texts = [t for s in train for t in (s.source, s.reference)]
-    return train_tokenizer(texts, recipe.model.vocab_size, run.tokenizer)
+    def make(out: Path) -> dict:
+        train = load_test_set(run.synthetic("train"))
+        texts = [t for s in train for t in (s.source, s.reference)]
+        return {"vocab_size": len(train_tokenizer(texts, recipe.model.vocab_size, out))}
+
+    run.step("tokenizer", make)
+    return AutoTokenizer.from_pretrained(str(run.tokenizer))
 
 
 def _fresh_model(recipe: TextRecipe, tokenizer):
@@ -171,53 +166,72 @@ def _fresh_model(recipe: TextRecipe, tokenizer):
     return build_tiny_lm(tokenizer, m.arch, m.hidden_size, m.num_layers, m.num_heads, seed=m.seed)
 
 
-def _train(recipe: TextRecipe, tokenizer, train, dev, config: SFTConfig, out: Path, progress: bool):
-    from simulpo.models.lm import load_model
+def _train(
+    recipe: TextRecipe, run: TextRun, name: str, tokenizer, data, config: SFTConfig, progress
+):
+    """SFT of a fresh tiny LM on ``data()`` (train and dev dialogues) in step ``name``;
+    returns the trained model's directory (a policy's records the recipe's stream)."""
     from simulpo.train.sft import train_sft
 
-    final = out / "final"
-    if not (final / "config.json").exists():
-        train_sft(
+    def make(out: Path) -> dict:
+        train, dev = data()
+        result = train_sft(
             _fresh_model(recipe, tokenizer), tokenizer, train, dev, config, out, progress=progress
         )
-    return load_model(final)
+        if name != "offline":  # a policy: it was trained for the recipe's turns
+            save_stream(out / "final", recipe.stream)
+        return result
+
+    run.step(name, make)
+    return run / name / "final"
 
 
-def train_offline_step(recipe: TextRecipe, run: TextRun, tokenizer, progress: bool = True):
+def train_offline_step(recipe: TextRecipe, run: TextRun, tokenizer, progress: bool = True) -> Path:
     """The offline translator: the tiny LM fine-tuned on whole sentence pairs."""
-    splits = {s: load_test_set(run.synthetic(s)) for s in ("train", "dev")}
-    train, dev = (
-        [d["messages"] for d in offline_dialogues([x.source for x in v], [x.reference for x in v])]
-        for v in splits.values()
-    )
-    return _train(recipe, tokenizer, train, dev, recipe.offline, run.offline, progress)
+
+    def data():
+        splits = [load_test_set(run.synthetic(s)) for s in ("train", "dev")]
+        return [
+            [
+                d["messages"]
+                for d in offline_dialogues([x.source for x in v], [x.reference for x in v])
+            ]
+            for v in splits
+        ]
+
+    return _train(recipe, run, "offline", tokenizer, data, recipe.offline, progress)
 
 
 def synthesize_step(recipe: TextRecipe, run: TextRun, progress: bool = True) -> dict[str, Path]:
     """Simultaneous SFT dialogues: reference → align → monotonize → group by (merged) chunks."""
     s = recipe.synthesis
-    paths = {}
-    for split in ("train", "dev"):
-        path = paths[split] = run.sft_data / f"{split}.jsonl"
-        if path.exists():
-            continue
-        dialogues = synthesize_from_corpus(
-            run.synthetic(split),
-            s.aligner,
-            c_min=s.c_min,
-            c_max=s.c_max,
-            seed=s.seed,
-            copies=s.copies,
-            progress=progress,
-        )
-        write_jsonl(path, dialogues)
-    return paths
+
+    def make(out: Path) -> dict:
+        counts = {}
+        for split in ("train", "dev"):
+            dialogues = synthesize_from_corpus(
+                run.synthetic(split),
+                s.aligner,
+                c_min=s.c_min,
+                c_max=s.c_max,
+                seed=s.seed,
+                copies=s.copies,
+                progress=progress,
+            )
+            write_jsonl(out / f"{split}.jsonl", dialogues)
+            counts[split] = len(dialogues)
+        return counts
+
+    run.step("sft_data", make)
+    return {split: run / "sft_data" / f"{split}.jsonl" for split in ("train", "dev")}
 
 
-def train_policy_step(recipe: TextRecipe, run: TextRun, tokenizer, progress: bool = True):
-    paths = synthesize_step(recipe, run, progress)
-    train, dev = ([d["messages"] for d in read_jsonl(paths[s])] for s in ("train", "dev"))
-    return _train(recipe, tokenizer, train, dev, recipe.sft, run.sft, progress)
+def train_policy_step(recipe: TextRecipe, run: TextRun, tokenizer, progress: bool = True) -> Path:
+    def data():
+        paths = synthesize_step(recipe, run, progress)
+        return [[d["messages"] for d in read_jsonl(paths[s])] for s in ("train", "dev")]
+
+    return _train(recipe, run, "sft", tokenizer, data, recipe.sft, progress)
 
 
 def train_rl_step(
@@ -226,61 +240,78 @@ def train_rl_step(
     sft_dir: Path,
     tokenizer,
     progress: bool = True,
-    out: Path | None = None,
-):
-    """SeqPO: GRPO from the SFT policy with the recipe's reward, into ``out`` (default
-    the run's ``seqpo`` folder); a finished policy there is loaded, not trained again."""
+    name: str = "seqpo",
+) -> Path:
+    """SeqPO: GRPO from the SFT policy with the recipe's reward, in step ``name`` (a folder
+    of the run); returns the policy's directory."""
     from simulpo.models.lm import load_model
     from simulpo.train.rl import train_rl
 
-    out = out or run.seqpo
-    final = out / "final"
-    if not (final / "config.json").exists():
+    def make(out: Path) -> dict:
         model, _ = load_model(sft_dir)
         train = load_test_set(run.synthetic("train"))
         dev = load_test_set(run.synthetic("dev"))
-        train_rl(model, tokenizer, train, dev, recipe.rl, out, progress=progress)
-    return load_model(final)
+        return train_rl(model, tokenizer, train, dev, recipe.rl, out, progress=progress)
+
+    run.step(name, make)
+    return run / name / "final"
 
 
 def evaluate_llm_rows(
     recipe: TextRecipe,
     run: TextRun,
-    policies: dict[str, object],
-    offline_model,
+    policies: dict[str, Path],
+    offline_dir: Path | None,
     tokenizer,
-    out: Path,
+    out: str,
     progress: bool,
 ) -> list[Row]:
-    """Rows of the LLM policies (``sft``, ``seqpo``), then (given an ``offline_model``)
-    ``wait-k`` over the offline LM and ``offline``, on the synthetic test set."""
-    from simulpo.policies import Offline, WaitK
-    from simulpo.policies.llm import LLMPolicy
+    """Rows of the LLM policies (name → model dir: ``sft``, ``seqpo``), then (given an
+    ``offline_dir``) ``wait-k`` over the offline LM and ``offline``, on the synthetic
+    test set; each row is step ``out/synthetic/NAME`` of the run."""
+    import dataclasses
+
+    from simulpo.models.lm import load_model
+    from simulpo.policies.build import PolicySpec, build_policy
     from simulpo.translators.llm import LLMTranslator
 
     e = recipe.eval
     segments: list[Segment] = load_test_set(run.synthetic("test"))
     if e.test_segments:
         segments = segments[: e.test_segments]
-    systems = [
-        LLMPolicy(
-            model,
-            tokenizer,
-            max_piece_tokens=e.max_piece_tokens,
-            max_final_tokens=e.max_new_tokens,
-            name=name,
-        )
-        for name, model in policies.items()
-    ]
-    if offline_model is not None:
-        translator = LLMTranslator(offline_model, tokenizer, max_new_tokens=e.max_new_tokens)
-        systems += [*(WaitK(translator, k) for k in e.wait_ks), Offline(translator)]
-    return [
-        evaluate(
-            p, segments, out / "synthetic" / p.name, "synthetic", e.chunk_words, progress=progress
-        )
-        for p in systems
-    ]
+    settings = {"eval": dataclasses.asdict(e), "stream": dataclasses.asdict(recipe.stream)}
+    spec = PolicySpec(max_piece_tokens=e.max_piece_tokens, max_new_tokens=e.max_new_tokens)
+    systems = []  # (name, what the row depends on, how to build the policy)
+    for name, model_dir in policies.items():
+        llm = dataclasses.replace(spec, kind="llm", name=name)
+        systems.append((name, identity(model_dir), lambda s=llm, d=model_dir: build_policy(
+            s, model=load_model(d)[0], tokenizer=tokenizer
+        )))  # fmt: skip
+    if offline_dir is not None:
+        translator = _cached(lambda: LLMTranslator(
+            load_model(offline_dir)[0], tokenizer, max_new_tokens=e.max_new_tokens
+        ))  # fmt: skip
+        kinds = [*(f"wait-{k}" for k in e.wait_ks), "offline"]
+        for kind in kinds:
+            scheduled = dataclasses.replace(spec, kind=kind)
+            systems.append((kind, identity(offline_dir), lambda s=scheduled: build_policy(
+                s, translator=translator()
+            )))  # fmt: skip
+    words = recipe.stream.segmenter(False).m
+    rows = []
+    for name, trained, policy in systems:
+        rows.append(run.step(
+            str(Path(out) / "synthetic" / name),
+            lambda folder, p=policy: evaluate(p(), segments, folder, "synthetic", words, progress=progress),
+            key={"policy": trained, **settings},
+        ))  # fmt: skip
+    return rows
+
+
+def _cached(make):
+    from functools import cache
+
+    return cache(make)
 
 
 def run_text_recipe(recipe: TextRecipe, root: str | Path, progress: bool = True) -> list[Row]:
@@ -290,12 +321,12 @@ def run_text_recipe(recipe: TextRecipe, root: str | Path, progress: bool = True)
     build_data(recipe, run)
     log.info("[2/6] tokenizer → %s", run.tokenizer)
     tokenizer = train_tokenizer_step(recipe, run)
-    log.info("[3/6] offline translator → %s", run.offline)
-    offline_model, _ = train_offline_step(recipe, run, tokenizer, progress)
+    log.info("[3/6] offline translator → %s", run / "offline")
+    offline = train_offline_step(recipe, run, tokenizer, progress)
     log.info("[4/6] SFT data and simultaneous policy → %s", run.sft)
-    sft_model, _ = train_policy_step(recipe, run, tokenizer, progress)
+    sft = train_policy_step(recipe, run, tokenizer, progress)
     log.info("[5/6] SeqPO RL from the SFT policy → %s", run.seqpo)
-    seqpo_model, _ = train_rl_step(recipe, run, run.sft / "final", tokenizer, progress)
+    seqpo = train_rl_step(recipe, run, sft, tokenizer, progress)
     log.info("[6/6] evaluation")
-    policies = {"sft": sft_model, "seqpo": seqpo_model}
-    return evaluate_llm_rows(recipe, run, policies, offline_model, tokenizer, run.root, progress)
+    policies = {"sft": sft, "seqpo": seqpo}
+    return evaluate_llm_rows(recipe, run, policies, offline, tokenizer, ".", progress)

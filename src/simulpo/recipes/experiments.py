@@ -32,7 +32,7 @@ from simulpo.errors import SimulpoError
 
 if TYPE_CHECKING:  # the pipeline is imported when an experiment runs: the CLI starts fast
     from simulpo.eval.report import Row
-    from simulpo.pipeline import TextRecipe
+    from simulpo.recipes.text import TextRecipe
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +75,10 @@ def run_experiment(
     """Train and evaluate every variant of experiment ``name``; returns the report rows."""
     if name not in EXPERIMENTS:
         raise SimulpoError(f"unknown experiment {name!r}; choose one of {', '.join(EXPERIMENTS)}")
-    from simulpo.config import load_config
     from simulpo.eval.plot import plot_quality_latency
     from simulpo.eval.report import update_report
-    from simulpo.pipeline import TextRecipe, TextRun, evaluate_llm_rows, train_rl_step
+    from simulpo.recipes import load_recipe
+    from simulpo.recipes.text import TextRecipe, TextRun, evaluate_llm_rows, train_rl_step
 
     run = TextRun(Path(run_dir))
     sft_dir = run.sft / "final"
@@ -89,17 +89,20 @@ def run_experiment(
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(run.tokenizer))
-    out = run.root / "experiments" / name
+    out = Path("experiments") / name  # in the run
     own_key = _trained_key(run.seqpo)
     rows: list[Row] = []
     for variant, changes in EXPERIMENTS[name].items():
-        recipe = load_config(TextRecipe, config, [*(overrides or []), *changes])
+        recipe = load_recipe(TextRecipe, config, [*(overrides or []), *changes])
         log.info("%s: %s (%s)", name, variant, ", ".join(changes))
         key = recipe_key(recipe)
         # The variant whose recipe trained the run's own SeqPO policy is that policy.
-        policy_dir = run.seqpo if key == own_key else run.root / "experiments" / "policies" / key
-        model, _ = train_rl_step(recipe, run, sft_dir, tokenizer, progress, policy_dir)
-        rows += evaluate_llm_rows(recipe, run, {variant: model}, None, tokenizer, out, progress)
+        step = "seqpo" if key == own_key else f"experiments/policies/{key}"
+        policy = train_rl_step(recipe, run, sft_dir, tokenizer, progress, step)
+        rows += evaluate_llm_rows(
+            recipe, run, {variant: policy}, None, tokenizer, str(out), progress
+        )
+    out = run.root / out
     context = _context_rows(run.root / "report.json")
     report = update_report(out / "report.json", context + rows)
     # chrF over AL (what the reward sees) and BLEU over LAAL (what over-generation cannot game)
@@ -126,8 +129,10 @@ def _key(rl_config: dict) -> str:
 
 def _trained_key(rl_dir: Path) -> str | None:
     """The recipe key of a finished RL run, from the config its ``result.json`` records."""
+    from simulpo.io import read_result
+
     try:
-        config = json.loads((rl_dir / "result.json").read_text(encoding="utf-8"))["config"]
+        config = read_result(rl_dir)["config"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return _key(config)

@@ -2,9 +2,10 @@
 (projector alignment) → speech SFT dialogues → stage 2 (dialogue SFT) → HPO RL (GRPO with
 the hierarchical reward, from the stage-2 policy) → evaluation of ``sft`` and ``hpo``.
 
-Every step writes its result under one run directory and is skipped when that result is
-already there (stage 2 also resumes from its own checkpoints), so a killed run started
-again goes on where it stopped. ``configs/demo-speech.yaml`` spells out the defaults.
+Every step is a folder of the run directory, skipped when done (:mod:`simulpo.recipes.run`;
+stage 2 and RL also resume from their own checkpoints), so a killed run started again goes
+on where it stopped. ``configs/demo-speech.yaml`` spells out the defaults. The ``stream``
+section is the one chunking of features, SFT dialogues, rollouts and evaluation.
 
 The LM starts from a text SFT policy (``model.lm``, e.g. the text demo's
 ``runs/demo/sft/final``): it already translates the pair, and speech SFT on 2000
@@ -21,11 +22,11 @@ Layout of the run directory::
     sft_data/              stage-2 dialogue records (train.jsonl, dev.jsonl)
     stage2/                speech SFT run; stage2/final is the sft speech policy's model
     hpo/                   the RL run (train_log.jsonl, checkpoints); hpo/final is the hpo policy
-    eval/sft/, eval/hpo/   instances.log, scores.json, row.json of each speech LLM policy;
+    eval/sft/, eval/hpo/   instances.log, scores.json, result.json of each speech LLM policy;
                            eval/sft-2/, eval/hpo-2/, ...: the same at N chunks a turn
     eval/cascade/          the same for the cascaded baseline (streaming Whisper → grammar)
     eval/longform/NAME/    long form over the first test recordings: hypotheses.jsonl,
-                           segments.yaml, references.txt, scores.json, row.json
+                           segments.yaml, references.txt, scores.json, result.json
 """
 
 from __future__ import annotations
@@ -34,12 +35,15 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from simulpo.config import option
 from simulpo.data.speech import SpeechConfig, build_speech, load_speech_split
 from simulpo.errors import ConfigError
 from simulpo.eval.report import Row
-from simulpo.io import atomic_write_json
+from simulpo.recipes import Recipe
+from simulpo.recipes.run import RunDir, identity
+from simulpo.stream.settings import StreamConfig, save_stream
 from simulpo.train.rl import RLConfig
 from simulpo.train.sft import SFTConfig
 from simulpo.train.speech_sft import AlignConfig
@@ -66,7 +70,8 @@ class EncoderConfig:
         "'' = packaged Whisper tiny.en; a local Whisper (HF or CTranslate2) or wav2vec2-family "
         "(HF) checkpoint; logmel = log-mel frames, no weights (far weaker)",
     )
-    chunk_ms: int = option(1120, "encoder chunk = the policy's chunk at test time (ms)")
+    MOVED: ClassVar[dict[str, str]] = {"chunk_ms": "stream.chunk_ms"}
+
     context_ms: int = option(2000, "left audio context each chunk is encoded with (ms)")
 
 
@@ -118,12 +123,12 @@ class SpeechSynthesisConfig:
 
 @dataclass
 class SpeechEvalConfig:
+    MOVED: ClassVar[dict[str, str]] = {
+        "chunk_ms": "stream.chunk_ms",
+        "chunks_per_turn": "stream.chunks_per_turn",
+    }
+
     test_utterances: int = option(100, "evaluate the first N test utterances (0 = all)")
-    chunk_ms: int = option(1120, "FixedMilliseconds chunk of the streaming loop (ms)")
-    chunks_per_turn: list[int] = option(
-        [1, 2],
-        "the LLM policies' curves: also at N chunks a turn (HPO's multiplier), rows sft-N, hpo-N",
-    )
     longform_recordings: int = option(1, "long form: the first N test recordings, one episode each")
     cache_window: int = option(1024, "long form: the LLM policies' bounded KV cache, in tokens")
     max_piece_tokens: int = option(32, "token budget of one piece before the source ends")
@@ -134,6 +139,11 @@ class SpeechEvalConfig:
     # ~3.5 minutes for one 5-minute recording on 2 cores (Whisper re-transcribes the
     # growing buffer every chunk), more than the demo's budget has left
     cascade_longform: bool = option(False, "the cascade's long-form row too (slow)")
+
+
+def _speech_stream() -> StreamConfig:
+    # the LLM policies' curves: also at 2 chunks a turn (HPO's multiplier), rows sft-2, hpo-2
+    return StreamConfig(chunk_ms=1120, chunks_per_turn=[1, 2])
 
 
 def _stage2() -> SFTConfig:
@@ -154,9 +164,12 @@ def _speech_rl() -> RLConfig:
 
 
 @dataclass
-class SpeechRecipe:
+class SpeechRecipe(Recipe):
     """The speech demo's recipe by default; ``configs/demo-speech.yaml`` spells it out."""
 
+    stream: StreamConfig = option(
+        _speech_stream, "the chunking of features, SFT dialogues, rollouts and evaluation"
+    )
     data: SpeechDataConfig = option(SpeechDataConfig, "the synthetic speech corpus")
     encoder: EncoderConfig = option(EncoderConfig, "the frozen speech encoder")
     model: SpeechModelConfig = option(SpeechModelConfig, "the LM and the projector")
@@ -204,11 +217,11 @@ def run_speech_recipe(
 
 def build_data_step(recipe: SpeechRecipe, root: Path, progress: bool) -> Path:
     """The synthetic speech corpus (no Bible: the recipe trains on the synthetic pair)."""
-    folder = root / "speech" / "synthetic"
-    if not (root / "speech" / "manifest.json").exists():
-        d = recipe.data
-        build_speech(
-            root,
+    d = recipe.data
+
+    def make(out: Path) -> dict:
+        paths = build_speech(
+            root,  # writes root/speech/
             seed=d.seed,
             synthetic_sizes={"train": d.train, "dev": d.dev, "test": d.test},
             bible=False,
@@ -217,11 +230,15 @@ def build_data_step(recipe: SpeechRecipe, root: Path, progress: bool) -> Path:
             lengths=(d.min_len, d.max_len),
             words_per_class=d.words_per_class,
         )
-    return folder
+        return {"files": len(paths)}
+
+    RunDir(root).step("speech", make)
+    return root / "speech" / "synthetic"
 
 
 def features_step(recipe: SpeechRecipe, root: Path, utterances, progress: bool):
-    """The frozen encoder and every train/dev utterance's features (cached on disk)."""
+    """The frozen encoder and every train/dev utterance's features (cached on disk, per
+    utterance: a cache, not a step)."""
     from simulpo.models.speech_encoder import FeatureCache, SpeechEncoder
     from simulpo.train.speech_sft import load_features
 
@@ -250,12 +267,12 @@ def base_lm_step(recipe: SpeechRecipe, root: Path, train):
 
     from simulpo.models.tokenizer import train_tokenizer
 
-    path = root / "tokenizer"
-    if (path / "tokenizer.json").exists():
-        tokenizer = AutoTokenizer.from_pretrained(str(path))
-    else:
+    def make(out: Path) -> dict:
         texts = [t for u in train for t in (u.source, u.reference)]
-        tokenizer = train_tokenizer(texts, m.vocab_size, path)
+        return {"vocab_size": len(train_tokenizer(texts, m.vocab_size, out))}
+
+    RunDir(root).step("tokenizer", make)
+    tokenizer = AutoTokenizer.from_pretrained(str(root / "tokenizer"))
     lm = build_tiny_lm(tokenizer, "qwen2", m.hidden_size, m.num_layers, m.num_heads, seed=m.seed)
     return lm, tokenizer
 
@@ -264,26 +281,27 @@ def stage1_step(recipe, root, lm, tokenizer, encoder, utterances, features, prog
     from simulpo.models.projector import SpeechProjector, add_speech_token
     from simulpo.train.speech_sft import align_projector, new_projector
 
-    out = root / "stage1"
     add_speech_token(tokenizer, lm)
-    if (out / "projector.json").exists():
-        return SpeechProjector.load(out)
-    m = recipe.model
-    conv = m.conv_layers
-    if conv is None:  # only the no-weights log-mel frames need a front end to learn features
-        conv = 2 if encoder.name == "logmel" else 0
-    projector = new_projector(
-        encoder.dim, lm, m.stack, seed=m.seed, input_norm=m.input_norm,
-        conv_layers=conv, conv_window=recipe.encoder.chunk_ms // 20,
-    )  # fmt: skip
-    result = align_projector(
-        projector, lm, tokenizer, utterances["train"], features, utterances["dev"],
-        recipe.stage1, progress,
-    )  # fmt: skip
-    log.info("stage 1: %s", json.dumps(result))
-    projector.save(out)
-    atomic_write_json(out / "result.json", result)
-    return projector
+
+    def make(out: Path) -> dict:
+        m = recipe.model
+        conv = m.conv_layers
+        if conv is None:  # only the no-weights log-mel frames need a front end to learn features
+            conv = 2 if encoder.name == "logmel" else 0
+        projector = new_projector(
+            encoder.dim, lm, m.stack, seed=m.seed, input_norm=m.input_norm,
+            conv_layers=conv, conv_window=recipe.stream.chunk_ms // 20,
+        )  # fmt: skip
+        result = align_projector(
+            projector, lm, tokenizer, utterances["train"], features, utterances["dev"],
+            recipe.stage1, progress,
+        )  # fmt: skip
+        log.info("stage 1: %s", json.dumps(result))
+        projector.save(out)
+        return result
+
+    RunDir(root).step("stage1", make)
+    return SpeechProjector.load(root / "stage1")
 
 
 def sft_data_step(recipe: SpeechRecipe, root: Path, utterances, progress: bool) -> dict:
@@ -291,35 +309,40 @@ def sft_data_step(recipe: SpeechRecipe, root: Path, utterances, progress: bool) 
     from simulpo.data.sft_synthesis import read_jsonl, write_jsonl
     from simulpo.data.speech_sft import speech_records
 
-    s, chunk = recipe.synthesis, recipe.encoder.chunk_ms
-    records = {}
-    for split, copies in (("train", s.copies), ("dev", 1)):
-        path = root / "sft_data" / f"{split}.jsonl"
-        if not path.exists():
+    s, chunk = recipe.synthesis, recipe.stream.chunk_ms
+
+    def make(out: Path) -> dict:
+        counts = {}
+        for split, copies in (("train", s.copies), ("dev", 1)):
             passages = utterances.get("passages", []) if split == "train" else []
-            sources = utterances[split] + passages
             made = speech_records(
-                sources, s.aligner, chunk, s.c_min, s.c_max, s.seed, copies, progress=progress
-            )
-            write_jsonl(path, made)
-        records[split] = read_jsonl(path)
-    return records
+                utterances[split] + passages, s.aligner, chunk, s.c_min, s.c_max, s.seed, copies,
+                progress=progress,
+            )  # fmt: skip
+            write_jsonl(out / f"{split}.jsonl", made)
+            counts[split] = len(made)
+        return counts
+
+    RunDir(root).step("sft_data", make)
+    return {split: read_jsonl(root / "sft_data" / f"{split}.jsonl") for split in ("train", "dev")}
 
 
 def stage2_step(recipe, root, lm, tokenizer, projector, records, features, progress) -> Path:
     from simulpo.train.speech_sft import train_speech_sft
 
-    out = root / "stage2"
-    final = out / "final"
-    if not (final / "projector.json").exists():
+    def make(out: Path) -> dict:
         result = train_speech_sft(
             lm, tokenizer, projector, records["train"], features, records["dev"],
             recipe.stage2, out, progress=progress,
         )  # fmt: skip
+        save_stream(out / "final", recipe.stream)
         log.info(
             "stage 2: train loss %.4f, dev loss %.4f", result["train_loss"], result["dev_loss"]
         )
-    return final
+        return result
+
+    RunDir(root).step("stage2", make)
+    return root / "stage2" / "final"
 
 
 def rl_step(recipe: SpeechRecipe, root: Path, sft: Path, encoder, utterances, progress) -> Path:
@@ -329,16 +352,16 @@ def rl_step(recipe: SpeechRecipe, root: Path, sft: Path, encoder, utterances, pr
     from simulpo.policies.speech_front import SpeechFrontEnd
     from simulpo.train.rl import train_rl
 
-    out = root / "hpo"
-    final = out / "final"
-    if not (final / "projector.json").exists():
+    def make(out: Path) -> dict:
         lm, tokenizer, projector = load_speech_model(sft)
         front = SpeechFrontEnd(encoder, projector, _chunk_spec(recipe), precomputed=True)
-        train_rl(
+        return train_rl(
             lm, tokenizer, rl_items(recipe, utterances["train"]), utterances["dev"], recipe.rl,
             out, progress=progress, speech=front,
         )  # fmt: skip
-    return final
+
+    RunDir(root).step("hpo", make)
+    return root / "hpo" / "final"
 
 
 def rl_items(recipe: SpeechRecipe, train) -> list:
@@ -350,56 +373,49 @@ def rl_items(recipe: SpeechRecipe, train) -> list:
 
 
 def _chunk_spec(recipe: SpeechRecipe):
-    """The encoder chunking features, RL and evaluation all share."""
+    """The encoder chunking features, RL and evaluation all share: the stream's chunk."""
     from simulpo.models.speech_encoder import ChunkSpec
 
-    return ChunkSpec(recipe.encoder.chunk_ms, recipe.encoder.context_ms)
-
-
-def _llm_policy(recipe: SpeechRecipe, model: Path, encoder, name: str):
-    from simulpo.policies.speech_llm import speech_llm_policy
-
-    v = recipe.eval
-    return speech_llm_policy(
-        model, encoder, _chunk_spec(recipe),
-        max_piece_tokens=v.max_piece_tokens, max_final_tokens=v.max_new_tokens,
-        cache_window=v.cache_window, precomputed=False, name=name,
-    )  # fmt: skip
-
-
-def _saved(out: Path) -> Row | None:
-    """The row an earlier run saved in ``out``, if any."""
-    path = out / "row.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
-
-
-def _save(out: Path, row: Row) -> Row:
-    atomic_write_json(out / "row.json", row)
-    return row
+    return ChunkSpec(recipe.stream.chunk_ms, recipe.encoder.context_ms)
 
 
 def _rows(
-    recipe: SpeechRecipe, root: Path, name: str, policy, folder, test, curve, longform, progress
+    recipe: SpeechRecipe,
+    root: Path,
+    name: str,
+    policy,
+    trained,
+    folder,
+    test,
+    curve,
+    longform,
+    progress,
 ):
-    """Rows of one speech policy (built on first use by ``policy()``): sentence level at
-    each of ``curve``'s chunks per turn (``name``, ``name-2``, …; under ``eval/``), and, if
-    ``longform``, over the first test recordings (``eval/longform/``)."""
+    """Rows of one speech policy (built on first use by ``policy()``; ``trained``: what
+    the rows depend on besides the recipe's settings): sentence level at each of
+    ``curve``'s chunks per turn (``name``, ``name-2``, …; steps ``eval/LABEL``), and, if
+    ``longform``, over the first test recordings (step ``eval/longform/NAME``)."""
+    import dataclasses
+
     from simulpo.eval.speech import evaluate_longform, evaluate_utterances
 
-    v = recipe.eval
+    v, stream = recipe.eval, recipe.stream
+    run = RunDir(root)
+    key = {"policy": trained, "eval": dataclasses.asdict(v), "stream": dataclasses.asdict(stream)}
     rows = []
     for m in curve:
         label = name if m == 1 else f"{name}-{m}"
-        out = root / "eval" / label
-        rows.append(_saved(out) or _save(out, evaluate_utterances(
-            policy(), test, out, "synthetic", v.chunk_ms * m, name=label, progress=progress
-        )))  # fmt: skip
+        rows.append(run.step(f"eval/{label}", lambda out, m=m, label=label: evaluate_utterances(
+            policy(), test, out, "synthetic", stream.chunk_ms * m, name=label,
+            clock=stream.clock_for(long_form=False), progress=progress,
+        ), key=key))  # fmt: skip
     if longform and v.longform_recordings:
-        out = root / "eval" / "longform" / name
-        rows.append(_saved(out) or _save(out, evaluate_longform(
-            policy(), folder, "test", out, "synthetic-longform", v.chunk_ms,
-            recordings=v.longform_recordings, name=name, progress=progress,
-        )))  # fmt: skip
+        first = stream.chunks_per_turn[0]
+        rows.append(run.step(f"eval/longform/{name}", lambda out: evaluate_longform(
+            policy(), folder, "test", out, "synthetic-longform", stream.chunk_ms * first,
+            recordings=v.longform_recordings, name=name,
+            clock=stream.clock_for(long_form=True), progress=progress,
+        ), key=key))  # fmt: skip
     return rows
 
 
@@ -411,19 +427,14 @@ def cascade_rows(recipe: SpeechRecipe, root: Path, folder: Path, test, progress)
     evaluation is the slowest of the recipe."""
     from functools import cache
 
-    from simulpo.policies import LocalAgreement
-    from simulpo.policies.asr import WhisperTranscriber
-    from simulpo.policies.cascade import Cascade, plain_words
-    from simulpo.translators import build_translator
+    from simulpo.policies.build import PolicySpec, build_policy
 
-    @cache
-    def policy():
-        transcriber = WhisperTranscriber(None, threads=1)
-        translator = LocalAgreement(build_translator("grammar"))
-        return Cascade(transcriber, translator, normalize=plain_words)
-
+    spec = PolicySpec(
+        kind="cascade", speech=True, translator="grammar", text_policy="local-agreement"
+    )
+    policy = cache(lambda: build_policy(spec))
     longform = recipe.eval.cascade_longform
-    return _rows(recipe, root, "cascade", policy, folder, test, [1], longform, progress)
+    return _rows(recipe, root, "cascade", policy, "cascade", folder, test, [1], longform, progress)
 
 
 def llm_rows(recipe, root: Path, name: str, model: Path, encoder, folder, test, progress):
@@ -434,7 +445,17 @@ def llm_rows(recipe, root: Path, name: str, model: Path, encoder, folder, test, 
 
     import torch
 
-    policy = cache(lambda: _llm_policy(recipe, model, encoder, name=name))
+    from simulpo.policies.build import PolicySpec, build_policy
+
+    v = recipe.eval
+    spec = PolicySpec(
+        kind="llm", speech=True, model=model, name=name, chunk_ms=recipe.stream.chunk_ms,
+        context_ms=recipe.encoder.context_ms, cache_window=v.cache_window,
+        max_piece_tokens=v.max_piece_tokens, max_new_tokens=v.max_new_tokens, precomputed=False,
+    )  # fmt: skip
+    policy = cache(lambda: build_policy(spec, encoder=encoder))
     with torch.inference_mode():
-        curve = recipe.eval.chunks_per_turn
-        return _rows(recipe, root, name, policy, folder, test, curve, True, progress)
+        curve = recipe.stream.chunks_per_turn
+        return _rows(
+            recipe, root, name, policy, identity(model), folder, test, curve, True, progress
+        )

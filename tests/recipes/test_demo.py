@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from simulpo.demo import run_demo
+from simulpo.recipes.demo import run_demo
 
 
 @pytest.mark.skipif(
@@ -33,8 +33,8 @@ def test_quick_demo_writes_report_plot_and_models_and_resumes(tmp_path):
 
     # An experiment trains its variants from the run's SFT policy and reports them; the
     # variant equal to the run's own recipe is the run's SeqPO policy, not trained again.
-    from simulpo.demo import QUICK_OVERRIDES
-    from simulpo.experiments import EXPERIMENTS, run_experiment
+    from simulpo.recipes.demo import QUICK_OVERRIDES
+    from simulpo.recipes.experiments import EXPERIMENTS, run_experiment
 
     rows = run_experiment("truncation", tmp_path, overrides=QUICK_OVERRIDES, progress=False)
     assert [r["name"] for r in rows] == ["seqpo-trunc", "seqpo-no-trunc"]
@@ -58,17 +58,17 @@ def test_quick_demo_writes_report_plot_and_models_and_resumes(tmp_path):
 
 
 def test_recipe_key_depends_on_every_rl_field_and_only_on_rl():
-    from simulpo.config import load_config
-    from simulpo.experiments import recipe_key
-    from simulpo.pipeline import TextRecipe
+    from simulpo.recipes import load_recipe
+    from simulpo.recipes.experiments import recipe_key
+    from simulpo.recipes.text import TextRecipe
 
-    base = recipe_key(load_config(TextRecipe, None, []))
-    assert recipe_key(load_config(TextRecipe, None, ["rl.reward.lam=0.5"])) == base  # the default
-    assert recipe_key(load_config(TextRecipe, None, ["sft.epochs=9"])) == base
+    base = recipe_key(load_recipe(TextRecipe, None, []))
+    assert recipe_key(load_recipe(TextRecipe, None, ["rl.reward.lam=0.5"])) == base  # the default
+    assert recipe_key(load_recipe(TextRecipe, None, ["sft.epochs=9"])) == base
     for change in (
         "rl.reward.lam=1.0",
         "rl.reward.truncate=false",
         "rl.grpo.lr=1e-4",
         "rl.steps=3",
     ):
-        assert recipe_key(load_config(TextRecipe, None, [change])) != base, change
+        assert recipe_key(load_recipe(TextRecipe, None, [change])) != base, change
