@@ -27,9 +27,11 @@ STREAM_FILE = "stream.json"
 
 @dataclass
 class StreamConfig:
-    chunk_words: int = option(1, "text: source words per chunk")
+    chunk_words: int = option(1, "text: source words per chunk", "[1, )")
     chunk_ms: int = option(
-        1120, "speech: ms of audio per chunk, also the speech encoder's chunk (a multiple of 20)"
+        1120,
+        "speech: ms of audio per chunk, also the speech encoder's chunk (a multiple of 20)",
+        "[1, )",
     )
     chunks_per_turn: list[int] = option(
         [1],
