@@ -45,6 +45,7 @@ def test_score_reads_a_served_metrics_log_like_omnisteval(serve, tmp_path):
     refs.write_text("2400\n2400 1600\n")
     out = tmp_path / "out"
     args = ["score", str(log), "--segments", str(segments), "--references", str(refs)]
+    args += ["--quality-metrics", "BLEU", "chrF"]
     assert main([*args, "--output", str(out)]) == 0
     ours = json.loads((out / "scores.json").read_text())
 

@@ -130,6 +130,7 @@ def _longform(args: argparse.Namespace) -> None:
         score_longform_files,
     )
     from simulpo.metrics.scores import format_scores_table
+    from simulpo.serve.metrics_log import as_hypotheses
     from simulpo.stream.units import default_unit
 
     if not (args.segments and args.references):
@@ -139,7 +140,7 @@ def _longform(args: argparse.Namespace) -> None:
     unit = "char" if args.char_level else args.latency_unit or default_unit(args.target_lang)
     out = Path(args.output) if args.output else Path(args.path).parent
     scores = score_longform_files(
-        args.path, args.segments, args.references, out, unit=unit,
+        as_hypotheses(args.path, out), args.segments, args.references, out, unit=unit,
         target_lang=args.target_lang, lang=args.lang,
         quality_metrics=args.quality_metrics, latency_metrics=args.latency_metrics,
         bleu_tokenize=args.sacrebleu_tokenizer,
