@@ -48,6 +48,22 @@ def test_eval_report_plot_and_score(tmp_path, capsys):
     assert rescored["LAAL"] == rows[1]["LAAL"] and rescored["BLEU"] == rows[1]["BLEU"]
 
 
+def test_eval_names_rows_by_their_parameters_and_name_wins(tmp_path):
+    src, ref, _ = write_test_set(tmp_path, 3)
+    out = tmp_path / "runs"
+    common = ["--source", str(src), "--reference", str(ref), "--translator", "grammar",
+              "--output", str(out), "--dataset", "syn", "--no-progress"]
+    for chunk in ("2", "4"):
+        assert main(["eval", "--policy", "fixed-chunk", "--chunk-words", chunk, *common]) == 0
+    for policy in ("fixed-chunk", "local-agreement", "offline", "wait-k"):
+        assert main(["eval", "--policy", policy, "--name", f"my-{policy}", *common]) == 0
+    rows = json.loads((out / "report.json").read_text())
+    assert [r["name"] for r in rows] == [
+        "fixed-2", "fixed-4", "my-fixed-chunk", "my-local-agreement", "my-offline", "my-wait-k",
+    ]
+    assert rows[0]["AL"] != rows[1]["AL"]  # two chunk sizes, two rows
+
+
 def test_user_errors_are_one_line_without_traceback(tmp_path, capsys):
     src, _, _ = write_test_set(tmp_path, 3)
     bad_ref = tmp_path / "bad.tgt"

@@ -125,6 +125,15 @@ def test_load_errors(tok, tmp_path):
         load_model(tmp_path / "t5")
 
 
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_garbage_weights_are_a_clear_error_naming_the_file(tok, tmp_path, damage):
+    weights = save_model(build_tiny_lm(tok, **SMALL), tok, tmp_path / "m") / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(b"not weights " * 9 if damage == "garbage" else data[: len(data) // 2])
+    with pytest.raises(SimulpoError, match=r"cannot read the model weights \(model.safetensors\)"):
+        load_model(tmp_path / "m")
+
+
 def test_tokenizer_without_chat_template_is_refused(tok, tmp_path):
     save_model(build_tiny_lm(tok, **SMALL), tok, tmp_path / "m")
     (tmp_path / "m" / "chat_template.jinja").unlink()

@@ -75,3 +75,32 @@ def test_build_policy_names(upper):
         schedule("nope", upper)
     with pytest.raises(ConfigError):
         WaitK(upper, 0)
+
+
+def test_fixed_chunk_of_two_words_writes_after_every_second_word(upper):
+    # read one word at a time: writes at words 2 and 4 (A B, then C D)
+    ep = run(FixedChunk(upper, size=2))
+    assert ep.pieces == ["", "A B", "", "C D"]
+    assert ep.delays == [2, 2, 4, 4]
+    # and the same as reading chunks of two words
+    assert run(FixedChunk(upper, size=2), m=2).delays == [2, 2, 4, 4]
+    # a last chunk shorter than the size is written at the end
+    assert run(FixedChunk(upper, size=3)).delays == [3, 3, 3, 4]
+
+
+def test_default_names_carry_the_parameters_and_a_label_wins(upper):
+    names = [
+        schedule("wait-k", upper, k=3).name,
+        schedule("wait-5", upper).name,
+        schedule("fixed-chunk", upper, size=2).name,
+        schedule("fixed-chunk", upper, size=4).name,
+        schedule("local-agreement", upper, n=3).name,
+        schedule("offline", upper).name,
+    ]
+    assert names == ["wait-3", "wait-5", "fixed-2", "fixed-4", "la-3", "offline"]
+    for kind in ("wait-k", "fixed-chunk", "local-agreement", "offline"):
+        policy = schedule(kind, upper)
+        policy.label = "mine"
+        assert policy.name == "mine"
+    with pytest.raises(ConfigError, match="at least 1 word"):
+        FixedChunk(upper, size=0)

@@ -49,7 +49,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "dir holding projector.json) or translator (--translator llm)",
     )
     p.add_argument(
-        "--name", help="system name in the report (default: the policy's; llm for LLM policies)"
+        "--name",
+        help="system name in the report (default: the policy's, with its parameter: wait-3, "
+        "fixed-2, la-2; llm and cascade)",
     )
     p.add_argument(
         "--max-new-tokens", type=int, default=160, help="LLM token budget of a whole translation"
@@ -162,6 +164,7 @@ def policy_spec(args: argparse.Namespace):
         model=args.model,
         k=args.k,
         n=args.n,
+        chunk_words=args.chunk_words,
         pair=args.pair,
         reorder=args.reorder,
         name=args.name,

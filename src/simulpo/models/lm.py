@@ -14,12 +14,14 @@ import ctypes.util
 import errno
 import json
 import os
+import pickle
 import shutil
 import tempfile
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
+from safetensors import SafetensorError
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
@@ -138,6 +140,12 @@ def load_model(
             )
     except OSError as err:
         raise SimulpoError(f"{path}: cannot load the model weights ({err})") from err
+    except (SafetensorError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
+        files = sorted(f.name for f in path.iterdir() if f.suffix in (".safetensors", ".bin"))
+        raise SimulpoError(
+            f"{path}: cannot read the model weights ({', '.join(files)}): {err}; the file is "
+            "truncated or not a weights file (save the model again, or copy it whole)"
+        ) from err
     if tokenizer.pad_token is None:
         # Llama-style tokenizers have no pad token; padding is always masked, so eos will do.
         tokenizer.pad_token = tokenizer.eos_token

@@ -35,6 +35,8 @@ class PolicySpec:
     model: str | Path | None = None
     k: int = 3
     n: int = 2
+    #: fixed-chunk: source words per chunk (``simulpo eval`` passes its --chunk-words)
+    chunk_words: int = 1
     pair: str = "eng-spa"
     reorder: float | None = None
     name: str | None = None
@@ -107,7 +109,7 @@ def build_translator_of(spec: PolicySpec):
 def _schedule(kind: str, translator, spec: PolicySpec, name: str | None):
     from simulpo.policies.schedules import schedule
 
-    policy = schedule(kind, translator, k=spec.k, n=spec.n)
+    policy = schedule(kind, translator, k=spec.k, n=spec.n, size=spec.chunk_words)
     policy.label = name
     return policy
 

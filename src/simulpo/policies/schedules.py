@@ -7,7 +7,8 @@ so through ``joiner``) and never take back a written unit.
   (Ma et al., 2019, STACL); target unit i (1-based) may be written once k+i-1 source
   words are read. With chunks of m words it writes all units allowed after each chunk.
 - ``Offline``: read everything, then write the whole translation (latency upper bound).
-- ``FixedChunk``: after every chunk, write everything the translator adds.
+- ``FixedChunk``: after every ``size`` source words (a fixed chunk), write everything
+  the translator adds.
 - ``LocalAgreement``: after every chunk re-translate the source read so far and write the
   longest common prefix of the last ``n`` translations past what is already written
   (Polák et al., 2022; Liu et al., 2020) — the usual strong baseline over an offline system.
@@ -85,15 +86,30 @@ class Offline(WaitK):
 
 @dataclass
 class FixedChunk(WaitK):
-    """Writes everything the translator adds after each chunk (no extra waiting)."""
+    """Writes everything the translator adds each time ``size`` more source words have
+    been read (and at the end). Read in chunks of ``size`` words (``--chunk-words``), it
+    writes after every chunk; its name, ``fixed-SIZE``, says which chunk it is."""
 
     k: int = 1
+    size: int = 1
+
+    def __post_init__(self) -> None:
+        if self.size < 1:
+            raise ConfigError(f"fixed-chunk needs a chunk of at least 1 word, got {self.size}")
 
     def _default_name(self) -> str:
-        return "fixed-chunk"
+        return f"fixed-{self.size}"
 
     def allowed(self, state: StreamState) -> int | None:
-        return None
+        chunks = len(source_words(state)) // self.size
+        due = state.source_finished or chunks > state.memory.get("chunks", 0)
+        return None if due else len(state.target)
+
+    def act(self, states: Sequence[StreamState]) -> list[str]:
+        pieces = super().act(states)
+        for state in states:
+            state.memory["chunks"] = len(source_words(state)) // self.size
+        return pieces
 
 
 @dataclass
@@ -138,10 +154,11 @@ def common_prefix(seqs: Sequence[Sequence[str]]) -> list[str]:
     return out
 
 
-def schedule(name: str, translator: Translator, k: int = 3, n: int = 2):
-    """A schedule by name: ``wait-k`` (with ``k``), ``wait-N``, ``offline``, ``fixed-chunk``,
-    ``local-agreement`` or ``la`` (with ``n``); :func:`simulpo.policies.build.build_policy`
-    builds any policy from a spec through it."""
+def schedule(name: str, translator: Translator, k: int = 3, n: int = 2, size: int = 1):
+    """A schedule by name: ``wait-k`` (with ``k``), ``wait-N``, ``offline``, ``fixed-chunk``
+    (with ``size``), ``local-agreement`` or ``la`` (with ``n``). Each is named by its
+    parameter (``wait-3``, ``fixed-2``, ``la-2``) unless given a ``label``;
+    :func:`simulpo.policies.build.build_policy` builds any policy from a spec through it."""
     if name in ("wait-k", "waitk"):
         return WaitK(translator, k)
     if name.startswith("wait-") and name[5:].isdigit():
@@ -149,7 +166,7 @@ def schedule(name: str, translator: Translator, k: int = 3, n: int = 2):
     if name == "offline":
         return Offline(translator)
     if name == "fixed-chunk":
-        return FixedChunk(translator)
+        return FixedChunk(translator, size=size)
     if name in ("la", "local-agreement"):
         return LocalAgreement(translator, n)
     raise ConfigError(
