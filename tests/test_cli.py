@@ -75,7 +75,8 @@ def test_user_errors_are_one_line_without_traceback(tmp_path, capsys):
     assert err.strip().splitlines() == [
         f"simulpo: error: {bad_ref}: 1 reference lines but 3 source lines in {src}"
     ]
-    assert main(["eval", "--source", str(src), "--policy", "wait-0x", "--translator", "grammar"]) == 2
+    assert main(["eval", "--source", str(src), "--reference", str(src), "--policy", "wait-0x",
+                 "--translator", "grammar"]) == 2
     assert "unknown policy" in capsys.readouterr().err
     assert main(["score", str(tmp_path / "missing")]) == 2
     assert "Traceback" not in capsys.readouterr().err

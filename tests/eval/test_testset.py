@@ -61,3 +61,43 @@ def test_malformed_jsonl(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(SimulpoError, match="no such file"):
         load_test_set(tmp_path / "nope.txt")
+
+
+def test_a_tsv_is_read_as_data_and_refused_as_a_source(tmp_path):
+    from simulpo.errors import InputError
+    from simulpo.eval.testset import load_test_set
+
+    tsv = tmp_path / "t.tsv"
+    tsv.write_text("the dog\tel perro\na cat\tun gato\n")
+    assert [(s.source, s.reference) for s in load_test_set(tsv)] == [
+        ("the dog", "el perro"),
+        ("a cat", "un gato"),
+    ]
+    plain = tmp_path / "t.txt"
+    plain.write_text(tsv.read_text())
+    with pytest.raises(InputError, match=r"t.txt:1: holds a tab: .*--data FILE.tsv"):
+        load_test_set(plain, tmp_path / "ref.txt")
+    (tmp_path / "three.tsv").write_text("a\tb\tc\n")
+    with pytest.raises(InputError, match=r"three.tsv:1: 3 tab-separated fields"):
+        load_test_set(tmp_path / "three.tsv")
+
+
+def test_eval_without_references_says_how_to_give_them(tmp_path, capsys):
+    from simulpo.cli import main
+
+    src = tmp_path / "s.txt"
+    src.write_text("the dog\n")
+    (tmp_path / "t.tsv").write_text("the dog\tel perro\n")
+    (tmp_path / "half.tsv").write_text("the dog\tel perro\na cat\n")
+    common = ["--translator", "grammar", "--output", str(tmp_path / "o"), "--no-progress"]
+    cases = [
+        (["--source", str(src)], "holds sources only: give the references with --reference"),
+        (["--data", str(src)], "--data takes a .jsonl or .tsv file"),
+        (["--source", str(tmp_path / "t.tsv")], "is a .tsv test set: give it as --data"),
+        (["--data", str(tmp_path / "half.tsv")], "segment 2 has no reference (a second column)"),
+    ]
+    for options, message in cases:
+        assert main(["eval", *options, *common]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "missing 'reference'" not in err
+    assert main(["eval", "--data", str(tmp_path / "t.tsv"), *common]) == 0

@@ -189,7 +189,7 @@ def run(args: argparse.Namespace) -> None:
         return
     from simulpo.eval.report import update_report
     from simulpo.eval.runner import evaluate
-    from simulpo.eval.testset import load_test_set
+    from simulpo.eval.testset import load_test_set, require_references
     from simulpo.policies.build import build_policy
     from simulpo.stream.units import default_unit
 
@@ -199,7 +199,19 @@ def run(args: argparse.Namespace) -> None:
             "give a test set: --source FILE [--reference FILE], or --data FILE.jsonl, "
             "or speech with --speech DATA_DIR"
         )
+    if args.data and args.source:
+        raise SimulpoError("give either --source (with --reference) or --data, not both")
+    if args.data and Path(args.data).suffix not in (".jsonl", ".tsv"):
+        raise SimulpoError(
+            f"--data takes a .jsonl or .tsv file holding sources and references, got "
+            f"{args.data}; give plain text as --source FILE --reference FILE"
+        )
+    if args.source and Path(args.source).suffix in (".jsonl", ".tsv"):
+        raise SimulpoError(
+            f"{args.source} is a {Path(args.source).suffix} test set: give it as --data"
+        )
     segments = load_test_set(source, args.reference)
+    require_references(segments, source)
     policy = build_policy(policy_spec(args))
     dataset = args.dataset or Path(source).stem
     out = Path(args.output)

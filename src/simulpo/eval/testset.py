@@ -1,4 +1,5 @@
-"""Reading test sets: a source and a reference file (one segment a line), or one JSONL file.
+"""Reading test sets: a source and a reference file (one segment a line), or one JSONL
+or TSV (``source<TAB>reference``) file.
 
 Every problem is reported as an :class:`~simulpo.errors.InputError` naming the file and
 the line, because a test set with one bad line should be fixed, not half evaluated.
@@ -42,6 +43,14 @@ def load_text_pair(source_path: str | Path, reference_path: str | Path | None) -
     sources = read_lines(source_path)
     if not sources:
         raise InputError(source_path, "the file is empty")
+    tabbed = next((i for i, line in enumerate(sources, 1) if "\t" in line), None)
+    if tabbed is not None:
+        raise InputError(
+            source_path,
+            "holds a tab: a TSV of source<TAB>reference? give it as --data FILE.tsv, or put "
+            "sources and references in two files (--source, --reference)",
+            tabbed,
+        )
     refs: list[str | None] = [None] * len(sources)
     if reference_path is not None:
         reference_path = Path(reference_path)
@@ -87,12 +96,55 @@ def load_jsonl(path: str | Path) -> list[Segment]:
     return segments
 
 
-def load_test_set(
-    source: str | Path, reference: str | Path | None = None
-) -> list[Segment]:
-    """A test set from ``source`` (+ ``reference``) text files, or from one ``.jsonl`` file."""
-    if str(source).endswith(".jsonl"):
+def load_tsv(path: str | Path) -> list[Segment]:
+    """Segments from lines of ``source<TAB>reference`` (a line without a tab: no reference)."""
+    path = Path(path)
+    segments = []
+    for number, line in enumerate(read_lines(path), 1):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) > 2:
+            raise InputError(
+                path, f"{len(fields)} tab-separated fields; a line is source<TAB>reference", number
+            )
+        ref = fields[1] if len(fields) == 2 else None
+        segments.append(
+            Segment(
+                str(number),
+                _check_text(path, number, fields[0], "source"),
+                None if ref is None else _check_text(path, number, ref, "reference"),
+            )
+        )
+    if not segments:
+        raise InputError(path, "the file holds no segments")
+    return segments
+
+
+def load_test_set(source: str | Path, reference: str | Path | None = None) -> list[Segment]:
+    """A test set from ``source`` (+ ``reference``) text files, or from one ``.jsonl`` or
+    ``.tsv`` file holding both."""
+    kind = Path(source).suffix
+    if kind in (".jsonl", ".tsv"):
         if reference is not None:
-            raise SimulpoError("a .jsonl test set holds its references; drop --reference")
-        return load_jsonl(source)
+            raise SimulpoError(f"a {kind} test set holds its references; drop --reference")
+        return load_jsonl(source) if kind == ".jsonl" else load_tsv(source)
     return load_text_pair(source, reference)
+
+
+def require_references(segments: list[Segment], source: str | Path) -> None:
+    """Refuse a test set without references, saying how to give them."""
+    missing = next((s for s in segments if s.reference is None), None)
+    if missing is None:
+        return
+    if Path(source).suffix in (".jsonl", ".tsv"):
+        field = '"reference" field' if Path(source).suffix == ".jsonl" else "second column"
+        raise InputError(
+            source,
+            f"segment {missing.id} has no reference (a {field}); "
+            "scoring needs one for every segment",
+        )
+    raise SimulpoError(
+        f"{source} holds sources only: give the references with --reference FILE (one a "
+        "line), or use --data FILE.jsonl / FILE.tsv holding both"
+    )
