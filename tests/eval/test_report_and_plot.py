@@ -55,3 +55,16 @@ def test_rows_table_aligns_and_marks_missing_values():
     assert lines[2].split() == ["d", "wait-1", "12.35"]
     assert lines[3].split() == ["d", "offline", "-"]
     assert len({len(line) for line in lines}) == 1
+
+
+@pytest.mark.parametrize(
+    "x, y, hint",
+    [("BLEU", "AL", "swap them"), ("chrF", "LAAL_CA", "swap"), ("LAAL", "StreamLAAL", "")],
+)
+def test_plot_refuses_quality_on_the_latency_axis(tmp_path, x, y, hint):
+    rows = [{"name": "wait-3", "AL": 2.0, "LAAL": 2.0, "LAAL_CA": 3.0, "StreamLAAL": 1.0,
+             "BLEU": 20.0, "chrF": 40.0}]  # fmt: skip
+    with pytest.raises(SimulpoError, match=f"got --x {x} --y {y}.*{hint}"):
+        plot_quality_latency(rows, tmp_path / "p.png", x=x, y=y)
+    assert not (tmp_path / "p.png").exists()
+    assert plot_quality_latency(rows, tmp_path / "ok.png", x="LAAL_CA", y="BLEU").exists()

@@ -224,6 +224,14 @@ def test_load_dialogues(tmp_path):
     assert load_dialogues(path) == [TWO_TURNS]
 
 
+def test_a_message_role_other_than_system_user_assistant_is_refused(tmp_path):
+    path = tmp_path / "d.jsonl"
+    odd = [{"role": "narrator", "content": "x"}, *TWO_TURNS[1:]]
+    path.write_text(json.dumps({"messages": TWO_TURNS}) + "\n" + json.dumps({"messages": odd}))
+    with pytest.raises(SimulpoError, match=r"d.jsonl:2: unknown role 'narrator': a message is from"):
+        load_dialogues(path)
+
+
 # ------------------------------------------------------------------------ batches
 
 

@@ -19,6 +19,27 @@ import matplotlib.pyplot as plt
 
 from simulpo.errors import SimulpoError
 from simulpo.eval.report import Row
+from simulpo.metrics.latency import CA_SUFFIX, LATENCY_METRICS
+
+#: quality metrics a report row may hold (higher is better, except WER): never on the x axis
+QUALITY_KEYS = ("BLEU", "chrF", "chrF++", "COMET", "MetricX", "WER")
+
+
+def is_latency_key(name: str) -> bool:
+    """``AL``, ``LAAL_CA``, ``StreamLAAL``, ``LongYAAL``...: a latency of a report row."""
+    base = name.removesuffix(CA_SUFFIX)
+    return base in LATENCY_METRICS or base.startswith(("Stream", "Long"))
+
+
+def check_axes(x: str, y: str) -> None:
+    """Refuse a quality metric on the latency (x) axis or a latency on the quality (y) axis."""
+    if x in QUALITY_KEYS or is_latency_key(y):
+        raise SimulpoError(
+            f"the x axis is a latency (LAAL, AL, StreamLAAL, ...) and the y axis a quality "
+            f"metric (chrF, BLEU, ...); got --x {x} --y {y}"
+            + ("; swap them" if x in QUALITY_KEYS and is_latency_key(y) else "")
+        )
+
 
 _FAMILY = re.compile(r"^(?P<family>.*?)-(?P<knob>\d+(?:\.\d+)?)$")
 
@@ -36,6 +57,7 @@ def plot_quality_latency(
     rows: Sequence[Row], out: str | Path, x: str = "LAAL", y: str = "chrF", title: str | None = None
 ) -> Path:
     """Draw ``y`` against ``x`` for every row that has both; returns the PNG path."""
+    check_axes(x, y)
     usable = [r for r in rows if _finite(r.get(x)) and _finite(r.get(y))]
     if not usable:
         raise SimulpoError(f"no report row has both {x} and {y}; nothing to plot")

@@ -174,6 +174,10 @@ def check_messages(messages: Any) -> None:
             or not isinstance(m.get("content"), str)
         ):
             raise TypeError(f'every message needs a "role" and a "content" string, got {m!r:.80}')
+        if m["role"] not in ("system", "user", "assistant"):
+            raise ValueError(
+                f"unknown role {m['role']!r}: a message is from system, user or assistant"
+            )
     if not any(m["role"] == "assistant" for m in messages):
         raise ValueError("the dialogue has no assistant turn, so nothing to learn from")
     check_alternating(messages)
