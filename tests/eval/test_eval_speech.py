@@ -106,6 +106,19 @@ def test_segment_file_that_does_not_match_the_utterances(folder, tmp_path, upper
         evaluate_longform(cascade(upper), folder, "test", tmp_path / "out", "toy")
 
 
+def test_a_recording_shorter_than_its_segments_is_refused_before_streaming(folder, tmp_path):
+    from simulpo.data.audio import read_audio
+
+    wav = folder / "wav" / "test_000.wav"
+    write_audio(wav, read_audio(wav)[: 16000 * 2])  # 2.0 s left of 2.5 s; "c d." ends at 2.5
+    never = Cascade(RunTranscriber(VOCAB), None)  # streaming it would fail: it must not start
+    with pytest.raises(
+        InputError, match=r"test_000.wav: the recording lasts 2.00 s but its segment at 1.5 s "
+        r"in test.yaml ends at 2.50 s"
+    ):
+        evaluate_longform(never, folder, "test", tmp_path / "out", "toy", chunk_ms=500)
+
+
 def test_speech_folder(folder, tmp_path):
     data = folder.parent.parent
     assert speech_folder(data, "synthetic") == folder

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simulpo.data.audio import read_audio
+from simulpo.data.audio import audio_info, read_audio
 from simulpo.data.speech import SpeechUtterance, load_speech_split
 from simulpo.errors import InputError, SimulpoError
 from simulpo.eval.report import Row
@@ -139,6 +139,8 @@ def evaluate_longform(
             raise SimulpoError(f"recordings must be at least 1, got {recordings}")
         groups = groups[:recordings]
     wavs = [folder / "wav" / wav for wav, _ in groups]
+    for wav, (_, segs) in zip(wavs, groups):
+        _check_covers(wav, [seg for seg, _ in segs], folder / f"{split}.yaml")
     episodes = run_stream(
         [read_audio(w) for w in wavs],
         policy,
@@ -210,6 +212,26 @@ def _recordings(folder: Path, split: str) -> list[tuple[str, list[tuple[dict, Sp
             )
         groups.setdefault(seg["wav"], []).append((seg, utt))
     return list(groups.items())
+
+
+#: how far (s) a segment may end past its recording: the rounding of offsets to ms, no more
+END_SLACK_S = 0.05
+
+
+def _check_covers(wav: Path, segments: Sequence[dict], segment_file: Path) -> None:
+    """Refuse a recording shorter than its segments (a truncated file, or the segment file
+    of other audio): its last sentences would be scored against silence."""
+    frames, rate, _ = audio_info(wav)
+    seconds = frames / rate
+    last = max(segments, key=lambda seg: seg["offset"] + seg["duration"])
+    end = last["offset"] + last["duration"]
+    if end > seconds + END_SLACK_S:
+        raise InputError(
+            wav,
+            f"the recording lasts {seconds:.2f} s but its segment at {last['offset']} s in "
+            f"{segment_file.name} ends at {end:.2f} s: the file is truncated, or the segments "
+            "are of other audio",
+        )
 
 
 def _hypothesis(wav: Path, episode: Episode) -> dict:
