@@ -1,6 +1,7 @@
 import json
 
 import pytest
+from simuleval_cli import simuleval_score_only
 from speech_fakes import RunTranscriber, speech
 
 from simulpo.cli import main
@@ -72,6 +73,22 @@ def test_sentence_level_logs_and_scores(folder, tmp_path, upper):
     assert row["LAAL"] == pytest.approx(1000) and row["WER"] == 0
     assert row["LAAL_CA"] >= row["LAAL"]
     assert json.loads((tmp_path / "out" / "scores.json").read_text())["LAAL"] == row["LAAL"]
+
+
+def test_simuleval_score_only_runs_on_a_speech_eval_folder(folder, tmp_path, upper):
+    utterances = load_speech_split(folder, "test")
+    out = tmp_path / "out"
+    row = evaluate_utterances(cascade(upper), utterances, out, "toy", chunk_ms=500)
+    assert (out / "config.yaml").read_text() == "source_type: speech\ntarget_type: text\n"
+    theirs = simuleval_score_only(out)
+    for name in ("LAAL", "AL", "AP", "DAL", "ATD"):
+        assert theirs[name] == pytest.approx(round(row[name], 3), abs=1e-9), name
+    # SimulEval's quirk: with --computation-aware the plain names print the CA values too
+    aware = simuleval_score_only(out, "--computation-aware")
+    for name in ("LAAL", "AL", "AP", "DAL", "ATD"):
+        assert aware[f"{name}_CA"] == pytest.approx(round(row[f"{name}_CA"], 3), abs=1e-9)
+        assert aware[name] == aware[f"{name}_CA"]
+    assert row["LAAL_CA"] > row["LAAL"]
 
 
 def test_long_form_is_one_stream_per_recording(folder, tmp_path, upper):

@@ -26,8 +26,9 @@ def evaluate(
 ) -> Row:
     """Run ``policy`` over ``segments`` in chunks of ``chunk_words`` source words.
 
-    Writes ``out_dir/instances.log`` (SimulEval format) and ``out_dir/scores.json`` and
-    returns the report row: ``name``, ``dataset``, ``segments`` and every score key.
+    Writes ``out_dir/instances.log`` (SimulEval format, with its ``config.yaml``) and
+    ``out_dir/scores.json`` and returns the report row: ``name``, ``dataset``,
+    ``segments`` and every score key.
     """
     out_dir = Path(out_dir)
     episodes = run_stream(
@@ -40,7 +41,7 @@ def evaluate(
         desc=f"{dataset} {policy.name}",
     )
     records = [ep.to_instance() for ep in episodes]
-    write_instances(out_dir / "instances.log", records)
+    write_instances(out_dir / "instances.log", records, source_type="text")
     scores = score_instances(
         records, latency_unit=unit, target_lang=target_lang, quality_metrics=EVAL_QUALITY_METRICS
     )

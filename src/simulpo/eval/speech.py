@@ -95,7 +95,7 @@ def evaluate_utterances(
         record["id"], record["transcript_reference"] = utt.id, utt.source
         _add_transcript(record, episode)
         records.append(record)
-    write_instances(out_dir / "instances.log", records)
+    write_instances(out_dir / "instances.log", records, source_type="speech")
     scores = score_instances(
         records, latency_unit=unit, target_lang=target_lang, source_type="speech",
         quality_metrics=EVAL_QUALITY_METRICS,

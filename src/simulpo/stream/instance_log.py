@@ -273,12 +273,16 @@ def read_instances(
     return records
 
 
-def write_instances(path: str | Path, records: Iterable[Mapping[str, Any]]) -> Path:
+def write_instances(
+    path: str | Path, records: Iterable[Mapping[str, Any]], source_type: str | None = None
+) -> Path:
     """Write ``records`` as an ``instances.log`` file, atomically; returns the file's path.
 
     ``path`` is a file, or a directory to write ``instances.log`` into. The lines go to a
     temporary file in the same directory that then replaces ``path`` in one step, so a
-    reader never sees half a log. Non-ASCII text is written as UTF-8, not escaped.
+    reader never sees half a log. Non-ASCII text is written as UTF-8, not escaped. With
+    ``source_type`` (``text`` or ``speech``), SimulEval's ``config.yaml`` goes beside the
+    log, so ``simuleval --score-only --output DIR`` scores the folder as it is.
     """
     file = log_path(path)
     lines = []
@@ -288,4 +292,8 @@ def write_instances(path: str | Path, records: Iterable[Mapping[str, Any]]) -> P
         except (TypeError, ValueError) as err:
             raise SimulpoError(f"cannot write instance {i} to {file}: {err}") from None
     atomic_write_text(file, "".join(line + "\n" for line in lines))
+    if source_type is not None:
+        atomic_write_text(
+            file.parent / "config.yaml", f"source_type: {source_type}\ntarget_type: text\n"
+        )
     return file
