@@ -34,7 +34,7 @@ import torch
 from simulpo.data.synthetic import generate_corpus
 from simulpo.models.lm import build_tiny_lm, count_parameters
 from simulpo.models.tokenizer import train_tokenizer
-from simulpo.policies.llm import LLMPolicy
+from simulpo.policies.build import PolicySpec, build_policy
 from simulpo.stream.segmenter import FixedWords
 from simulpo.train.grpo import LOSS_TYPES, GRPOConfig, group_advantages, grpo_update
 from simulpo.train.rollout import collate, sample_groups
@@ -48,9 +48,8 @@ def episodes(sources: int, group: int, hidden: int, layers: int, device: str, se
     heads = max(1, hidden // 32)
     model = build_tiny_lm(tok, hidden_size=hidden, num_layers=layers, num_heads=heads, seed=seed)
     model = model.to(device).eval()
-    policy = LLMPolicy(
-        model, tok, do_sample=True, max_piece_tokens=8, max_final_tokens=24, seed=seed
-    )
+    spec = PolicySpec(kind="llm", do_sample=True, max_piece_tokens=8, max_new_tokens=24, seed=seed)
+    policy = build_policy(spec, model=model, tokenizer=tok)
     picked = [p for p in pairs if len(p.src) >= 8][:sources]
     rollouts = sample_groups(
         policy, [list(p.src) for p in picked], [" ".join(p.tgt) for p in picked],

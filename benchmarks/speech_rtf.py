@@ -39,8 +39,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from simulpo.models.speech_encoder import SAMPLE_RATE, ChunkSpec, SpeechEncoder
-from simulpo.policies.speech_llm import speech_llm_policy
+from simulpo.models.speech_encoder import SAMPLE_RATE, SpeechEncoder
+from simulpo.policies.build import PolicySpec, build_policy
 from simulpo.stream.loop import run_stream
 from simulpo.stream.segmenter import FixedMilliseconds
 
@@ -231,7 +231,6 @@ def main(argv=None) -> dict:
 
     torch.set_num_threads(args.threads)
     encoder = load_encoder(args.encoder)
-    spec = ChunkSpec(args.chunk_ms, args.context_ms)
     audio_s = 60 * args.minutes
     audio = load_audio(args.audio, audio_s)
     turn_ms = args.chunk_ms * args.chunks_per_turn
@@ -239,11 +238,12 @@ def main(argv=None) -> dict:
         model_dir = args.model or build_random_model(Path(tmp) / "model", args.config, encoder.dim)
 
         def policy(window):
-            return speech_llm_policy(
-                model_dir, encoder, spec, max_piece_tokens=args.piece_tokens,
-                max_final_tokens=args.final_tokens, cache_window=window, precomputed=False,
+            return build_policy(PolicySpec(
+                kind="llm", speech=True, model=model_dir, chunk_ms=args.chunk_ms,
+                context_ms=args.context_ms, max_piece_tokens=args.piece_tokens,
+                max_new_tokens=args.final_tokens, cache_window=window, precomputed=False,
                 dtype=args.dtype, device=args.device,
-            )  # fmt: skip
+            ), encoder=encoder)  # fmt: skip
 
         runs = {"bounded": policy(args.window), "unbounded": policy(None)}
         parameters = sum(p.numel() for p in runs["bounded"].model.parameters())

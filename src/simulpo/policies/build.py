@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from simulpo.errors import ConfigError, SimulpoError
+from simulpo.stream.dialogue import SYSTEM_PROMPT
 
 SCHEDULES = ("wait-k", "offline", "fixed-chunk", "local-agreement")
 KINDS = (*SCHEDULES, "llm", "cascade")
@@ -51,6 +52,16 @@ class PolicySpec:
     #: each turn encodes only the audio read so far (False; timing-faithful) or each
     #: source is encoded once at its first turn (True; fastest for RL)
     precomputed: bool = False
+    #: LLM decoding: greedy, or sampling (RL rollouts) with these, seeded
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int | None = None
+    #: None: no system message of the policy's own (the chat template's default)
+    system_prompt: str | None = SYSTEM_PROMPT
+    #: the speech LLM: load the LM in this dtype (e.g. bfloat16) and put it on this device
+    dtype: str | None = None
+    device: str | None = None
     text_policy: str = "local-agreement"
     asr_model: str | None = None
     asr_n: int = 2
@@ -65,15 +76,17 @@ def build_policy(
     tokenizer: Any = None,
     translator: Any = None,
     encoder: Any = None,
+    front: Any = None,
 ):
     """The policy ``spec`` describes. ``model``/``tokenizer`` (an LLM policy's, already
-    loaded), ``translator`` (a schedule's) and ``encoder`` (a speech encoder) replace
-    what the spec would otherwise load."""
+    loaded; with ``front``, a :class:`~simulpo.policies.speech_front.SpeechFrontEnd`, a
+    speech policy's LM), ``translator`` (a schedule's) and ``encoder`` (a speech
+    encoder) replace what the spec would otherwise load."""
     kind = spec.kind
     if kind == "llm":
-        if spec.speech:
+        if spec.speech and model is None:
             return _speech_llm(spec, encoder)
-        return _text_llm(spec, model, tokenizer)
+        return _llm(spec, model, tokenizer, front)
     if kind == "cascade":
         return _cascade(spec, translator)
     return _schedule(kind, translator or build_translator_of(spec), spec, spec.name)
@@ -114,7 +127,7 @@ def _schedule(kind: str, translator, spec: PolicySpec, name: str | None):
     return policy
 
 
-def _text_llm(spec: PolicySpec, model, tokenizer):
+def _llm(spec: PolicySpec, model, tokenizer, front=None):
     from simulpo.policies.llm import LLMPolicy
 
     if model is None:
@@ -125,14 +138,22 @@ def _text_llm(spec: PolicySpec, model, tokenizer):
         from simulpo.models.lm import load_model
 
         model, tokenizer = load_model(spec.model)
-    return LLMPolicy(
-        model,
-        tokenizer,
-        max_piece_tokens=spec.max_piece_tokens,
-        max_final_tokens=spec.max_new_tokens,
-        cache_window=spec.cache_window,
-        name=spec.name or "llm",
-    )
+    return LLMPolicy(model, tokenizer, speech=front, **_llm_options(spec))
+
+
+def _llm_options(spec: PolicySpec) -> dict[str, Any]:
+    """What an :class:`~simulpo.policies.llm.LLMPolicy` takes from the spec."""
+    return {
+        "do_sample": spec.do_sample,
+        "temperature": spec.temperature,
+        "top_p": spec.top_p,
+        "seed": spec.seed,
+        "system_prompt": spec.system_prompt,
+        "max_piece_tokens": spec.max_piece_tokens,
+        "max_final_tokens": spec.max_new_tokens,
+        "cache_window": spec.cache_window,
+        "name": spec.name or "llm",
+    }
 
 
 def _speech_llm(spec: PolicySpec, encoder):
@@ -165,6 +186,8 @@ def _speech_llm(spec: PolicySpec, encoder):
             cache_window=window or None,
             precomputed=spec.precomputed,
             name=spec.name or "llm",
+            dtype=spec.dtype,
+            device=spec.device,
         )
     except SimulpoError as err:
         if window and "cache_window" in str(err):

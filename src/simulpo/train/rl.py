@@ -53,6 +53,7 @@ from simulpo.eval.runner import evaluate
 from simulpo.io import atomic_write_json
 from simulpo.models.lm import is_peft, save_model
 from simulpo.models.projector import SpeechLM, speech_token_id
+from simulpo.policies.build import PolicySpec, build_policy
 from simulpo.policies.llm import LLMPolicy
 from simulpo.policies.speech_front import SpeechFrontEnd
 from simulpo.rewards import RewardConfig, build_reward
@@ -284,15 +285,15 @@ def _check_sources(train: Sequence[Any], dev: Sequence[Any] | None, speech) -> N
 
 def _policy(model, tokenizer, config: RLConfig, speech, **sampling) -> LLMPolicy:
     """The LLM policy of ``model`` (the LM of a SpeechLM, with the front end)."""
-    return LLMPolicy(
-        language_model(model),
-        tokenizer,
+    spec = PolicySpec(
+        kind="llm",
+        speech=speech is not None,
         max_piece_tokens=config.max_piece_tokens,
-        max_final_tokens=config.max_final_tokens,
+        max_new_tokens=config.max_final_tokens,
         cache_window=config.cache_window,
-        speech=speech,
         **sampling,
     )
+    return build_policy(spec, model=language_model(model), tokenizer=tokenizer, front=speech)
 
 
 def _rollouts(

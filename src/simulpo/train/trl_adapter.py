@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from simulpo.errors import ConfigError
-from simulpo.policies.llm import LLMPolicy
+from simulpo.policies.build import PolicySpec, build_policy
 from simulpo.stream.dialogue import SYSTEM_PROMPT
 from simulpo.stream.episode import Episode
 from simulpo.stream.segmenter import Segmenter
@@ -120,19 +120,19 @@ class StreamingRolloutFunc:
                 "messages: the dialogue is built turn by turn from the source chunks"
             )
         model = trainer.accelerator.unwrap_model(trainer.model)
-        policy = LLMPolicy(
-            model,
-            trainer.processing_class,
+        spec = PolicySpec(
+            kind="llm",
             do_sample=True,
             temperature=trainer.temperature,
             top_p=trainer.top_p,
             max_piece_tokens=self.max_piece_tokens,
-            max_final_tokens=self.max_final_tokens,
+            max_new_tokens=self.max_final_tokens,
             system_prompt=self.system_prompt,
             seed=self.seed
             + 1_000_003 * trainer.state.global_step
             + trainer.accelerator.process_index,
         )
+        policy = build_policy(spec, model=model, tokenizer=trainer.processing_class)
         sources = [p.split() for p in prompts]
         # TRL already repeated every prompt num_generations times: one episode per entry.
         rollouts = sample_groups(
