@@ -34,10 +34,10 @@ from functools import partial
 import torch
 
 from simulpo.data.synthetic import generate_corpus
+from simulpo.decoding import Generated, Sampler, generate
 from simulpo.models.chat import ChatFormat
 from simulpo.models.lm import build_tiny_lm, count_parameters
 from simulpo.models.tokenizer import train_tokenizer
-from simulpo.policies.generation import Generated, Sampler, generate
 from simulpo.policies.llm import LLMPolicy
 from simulpo.stream.dialogue import offline_messages
 from simulpo.stream.loop import run_stream

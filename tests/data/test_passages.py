@@ -8,7 +8,7 @@ import pytest
 from simulpo.data.audio import write_audio
 from simulpo.data.passages import passages
 from simulpo.data.speech import SAMPLE_RATE, SpeechUtterance
-from simulpo.data.speech_sft import utterance_needs, word_ends
+from simulpo.data.speech_sft_synthesis import utterance_needs, word_ends
 from simulpo.errors import ConfigError
 
 

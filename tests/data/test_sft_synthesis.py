@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 import pytest
 
-from simulpo.data.align import CorpusError, monotonize
 from simulpo.data.sft_synthesis import (
     AlignedReferencePolicy,
     group_by_chunk,
@@ -20,6 +19,7 @@ from simulpo.data.sft_synthesis import (
     write_jsonl,
 )
 from simulpo.data.synthetic import generate_corpus
+from simulpo.data.word_align import CorpusError, monotonize
 from simulpo.errors import ConfigError, InputError
 from simulpo.stream.dialogue import OFFLINE_SYSTEM_PROMPT, SYSTEM_PROMPT
 from simulpo.stream.segmenter import Chunk, FixedWords

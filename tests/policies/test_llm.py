@@ -4,8 +4,8 @@ import pytest
 import torch
 from tiny_lm import build_tokenizer, tiny_chat_lm
 
+from simulpo.decoding import Sampler
 from simulpo.errors import ConfigError, SimulpoError
-from simulpo.policies.generation import Sampler
 from simulpo.policies.llm import LLMPolicy
 from simulpo.stream.dialogue import user_message
 from simulpo.stream.episode import Episode

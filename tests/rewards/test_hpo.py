@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from reward_helpers import FixedQuality, TableQuality, episode
 
-from simulpo.rewards import Segment, build_quality, hpo_reward, sentence_lag
+from simulpo.rewards import ReferenceSpan, build_quality, hpo_reward, sentence_lag
 
 SRC = " ".join(f"s{i}" for i in range(1, 11))  # 10 source words, chunks of 2: delays 2 4 6 8 10
 S1, S2 = "the cat sleeps .", "a dog barks at the moon ."
@@ -141,7 +141,7 @@ def test_bad_segments_are_refused():
 
 
 def test_segments_may_be_given_as_objects():
-    segs = [Segment(0, 4, S1), Segment(4, 10, S2)]
+    segs = [ReferenceSpan(0, 4, S1), ReferenceSpan(4, 10, S2)]
     res = hpo_reward([ep(GOOD)], segs, quality=TableQuality(TABLE))
     assert res.quality[0] == 100.0
 

@@ -16,7 +16,7 @@ import pytest
 from reward_helpers import episode
 
 from simulpo.errors import ConfigError
-from simulpo.rewards import RewardConfig, Segment, build_quality, build_reward, hpo_reward
+from simulpo.rewards import ReferenceSpan, RewardConfig, build_quality, build_reward, hpo_reward
 from simulpo.rewards.group import zscore
 from simulpo.rewards.model_quality import (
     METRICX_SCORE_INDEX,
@@ -25,7 +25,7 @@ from simulpo.rewards.model_quality import (
     QualityEstimator,
     metricx_input,
 )
-from simulpo.rewards.quality import QUALITY_SPECS, QualityMetric
+from simulpo.rewards.sentence_quality import QUALITY_SPECS, QualityMetric
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -221,7 +221,7 @@ def test_metricx_errors_are_clear(tmp_path, mx24, mx_small):
 
 SRC = " ".join(f"s{i}" for i in range(1, 11))
 S1, S2 = "the cat sleeps .", "a dog barks at the moon ."
-SEGMENTS = [Segment(0, 4, S1, "s1 s2 s3 s4"), Segment(4, 10, S2, "s5 s6 s7 s8 s9 s10")]
+SEGMENTS = [ReferenceSpan(0, 4, S1, "s1 s2 s3 s4"), ReferenceSpan(4, 10, S2, "s5 s6 s7 s8 s9 s10")]
 GOOD = ["the cat", "sleeps .", "a dog", "barks at the", "moon ."]
 POOR = ["the cat", "sleeps .", "a cat", "barks at the", "sun ."]
 HALF = ["the cat", "sleeps ."]

@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from simulpo.rewards.align import Bead, align_sentences, similarity, split_sentences
+from simulpo.rewards.sentence_align import Bead, align_sentences, similarity, split_sentences
 
 REFS = ["the cat sleeps on the mat .", "a dog barks at the moon .", "then everyone goes home ."]
 
@@ -95,7 +95,7 @@ def test_empty_sides():
 
 
 def test_the_batched_similarity_table_matches_the_pairwise_similarity():
-    from simulpo.rewards.align import _similarity_table
+    from simulpo.rewards.sentence_align import _similarity_table
 
     rng = random.Random(1)
     words = [*" ".join(REFS).split(), "猫", "睡了", "x"]

@@ -21,6 +21,7 @@ import torch
 from chat_models import CHAT_MODELS
 from tiny_lm import WORDS, tiny_whisper_config
 
+from simulpo.decoding import Sampler
 from simulpo.models.projector import (
     ProjectorConfig,
     SpeechProjector,
@@ -28,7 +29,6 @@ from simulpo.models.projector import (
     speech_content,
 )
 from simulpo.models.speech_encoder import ChunkSpec, SpeechEncoder
-from simulpo.policies.generation import Sampler
 from simulpo.policies.llm import LLMPolicy
 from simulpo.policies.speech_front import SpeechFrontEnd
 from simulpo.stream.dialogue import SYSTEM_PROMPT, user_message

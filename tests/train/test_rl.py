@@ -11,19 +11,19 @@ import torch
 from kill import killed_after_checkpoint
 from tiny_lm import WORDS, tiny_chat_lm
 
-from simulpo.eval.testset import Segment
+from simulpo.eval.testset import Sentence
 from simulpo.policies.llm import LLMPolicy
 from simulpo.stream.segmenter import FixedWords
 from simulpo.train.rl import RLConfig, step_sources, train_rl
 from simulpo.train.rollout import collate, sample_groups
 
 
-def segments(n: int, seed: int = 0) -> list[Segment]:
+def segments(n: int, seed: int = 0) -> list[Sentence]:
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n):
         words = [WORDS[j] for j in rng.integers(len(WORDS), size=int(rng.integers(2, 5)))]
-        out.append(Segment(str(i), " ".join(words), " ".join(words).upper()))
+        out.append(Sentence(str(i), " ".join(words), " ".join(words).upper()))
     return out
 
 

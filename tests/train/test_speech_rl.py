@@ -264,12 +264,12 @@ def test_long_form_sources_are_rewarded_by_their_segments(parts, corpus, tmp_pat
 
 
 def test_speech_and_text_sources_do_not_mix(parts, corpus, tmp_path):
-    from simulpo.eval.testset import Segment as TextSegment
+    from simulpo.eval.testset import Sentence
 
     lm, front = fresh(parts)
     with pytest.raises(ConfigError, match="front end"):
         train_rl(lm, parts[1], corpus, None, speech_config(), tmp_path / "x", progress=False)
-    text = [TextSegment("0", "the dog", "THE DOG")]
+    text = [Sentence("0", "the dog", "THE DOG")]
     with pytest.raises(ConfigError, match="audio"):
         train_rl(
             lm, parts[1], text, None, speech_config(), tmp_path / "y", progress=False, speech=front

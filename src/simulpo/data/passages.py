@@ -8,7 +8,7 @@ consecutive utterances of a recording, with the pauses between them, as ONE
 timings moved onto the passage's timeline, gold alignments shifted. Everything that takes
 utterances — encoder features, speech SFT dialogues, RL items — takes passages unchanged.
 
-A word's end is the next word's start (:func:`~simulpo.data.speech_sft.word_ends`), but
+A word's end is the next word's start (:func:`~simulpo.data.speech_sft_synthesis.word_ends`), but
 the last word of each sentence ends where its utterance ends, not after the pause: the
 passage records every word's end in ``extra["word_ends"]``.
 """
@@ -49,7 +49,7 @@ def recording_windows(
 
 
 def _join(utts: Sequence[SpeechUtterance]) -> SpeechUtterance:
-    from simulpo.data.speech_sft import word_ends
+    from simulpo.data.speech_sft_synthesis import word_ends
 
     first, last = utts[0], utts[-1]
     starts, ends, interpolated, links = [], [], [], []

@@ -4,7 +4,7 @@ The recipe of SeqPO-SiMT and HPO, for any parallel text:
 
 1. **translate** — the reference, or any :class:`~simulpo.translators.base.Translator`
    (an offline model) when there is none;
-2. **align** source and translation words with eflomal (:func:`simulpo.data.align.align`),
+2. **align** source and translation words with eflomal (:func:`simulpo.data.word_align.align`),
    or take given (gold) alignments;
 3. **monotonize** — each target word needs the source words up to its last aligned one,
    made non-decreasing (:func:`monotonize`);
@@ -35,7 +35,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from simulpo.data.align import (
+from simulpo.data.word_align import (
     CorpusError,
     Link,
     align,

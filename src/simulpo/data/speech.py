@@ -111,7 +111,7 @@ _Callback = ctypes.CFUNCTYPE(
 
 
 @dataclass(frozen=True)
-class Utterance:
+class SpokenText:
     """One synthesized sentence: mono float32 audio and the start (ms) of each source word."""
 
     audio: np.ndarray
@@ -176,7 +176,7 @@ class Espeak:
         lib.espeak_SetSynthCallback(state["callback"])
         Espeak._lib, Espeak._native_rate = lib, rate
 
-    def synthesize(self, text: str, voice: str = "en-us", rate: int = 175) -> Utterance:
+    def synthesize(self, text: str, voice: str = "en-us", rate: int = 175) -> SpokenText:
         """Speak ``text``; word timings for each whitespace-separated word of ``text``."""
         if not text.strip():
             raise ConfigError("nothing to synthesize: the text is empty")
@@ -211,7 +211,7 @@ class Espeak:
             resample(native, Espeak._native_rate, self.sample_rate), self.sample_rate
         )
         starts, interpolated = word_starts(text, events, len(audio) * 1000 / self.sample_rate)
-        return Utterance(audio, self.sample_rate, starts, interpolated)
+        return SpokenText(audio, self.sample_rate, starts, interpolated)
 
 
 def _trim_tail(audio: np.ndarray, sample_rate: int) -> np.ndarray:

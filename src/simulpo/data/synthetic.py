@@ -70,7 +70,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import NamedTuple
 
-from simulpo.data.align import monotonize
+from simulpo.data.word_align import monotonize
 from simulpo.errors import ConfigError
 
 #: the default word-order divergence: every verb-final / adjective / adposition rule applies.
@@ -727,7 +727,7 @@ class SyntheticPair:
         }
 
 
-#: the "ideal wait" oracle of an alignment (see :func:`simulpo.data.align.monotonize`): for
+#: the "ideal wait" oracle of an alignment (see :func:`simulpo.data.word_align.monotonize`): for
 #: each target word, the source words to read before it can be written. One implementation,
 #: shared with SFT data synthesis.
 ideal_delays = monotonize

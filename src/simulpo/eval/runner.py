@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from simulpo.eval.report import Row
-from simulpo.eval.testset import Segment
+from simulpo.eval.testset import Sentence
 from simulpo.io import atomic_write_json
 from simulpo.metrics.scores import EVAL_QUALITY_METRICS, score_instances
 from simulpo.stream.instance_log import write_instances
@@ -16,7 +16,7 @@ from simulpo.stream.segmenter import FixedWords
 
 def evaluate(
     policy: Policy,
-    segments: Sequence[Segment],
+    segments: Sequence[Sentence],
     out_dir: str | Path,
     dataset: str,
     chunk_words: int = 1,

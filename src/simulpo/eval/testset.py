@@ -20,7 +20,7 @@ MAX_WORDS = 1000
 
 
 @dataclass(frozen=True)
-class Segment:
+class Sentence:
     id: str
     source: str
     reference: str | None
@@ -37,7 +37,7 @@ def _check_text(path: Path, number: int, text: str, what: str) -> str:
     return text
 
 
-def load_text_pair(source_path: str | Path, reference_path: str | Path | None) -> list[Segment]:
+def load_text_pair(source_path: str | Path, reference_path: str | Path | None) -> list[Sentence]:
     """Segments from a source file and an optional reference file with the same line count."""
     source_path = Path(source_path)
     sources = read_lines(source_path)
@@ -61,7 +61,7 @@ def load_text_pair(source_path: str | Path, reference_path: str | Path | None) -
                 f"{len(refs)} reference lines but {len(sources)} source lines in {source_path}",
             )
     return [
-        Segment(
+        Sentence(
             str(i),
             _check_text(source_path, i, src, "source"),
             None if ref is None else _check_text(Path(reference_path), i, ref, "reference"),
@@ -70,7 +70,7 @@ def load_text_pair(source_path: str | Path, reference_path: str | Path | None) -
     ]
 
 
-def load_jsonl(path: str | Path) -> list[Segment]:
+def load_jsonl(path: str | Path) -> list[Sentence]:
     """Segments from JSON lines with ``source`` and ``reference`` (or ``target``), and an optional ``id``."""
     path = Path(path)
     segments = []
@@ -85,7 +85,7 @@ def load_jsonl(path: str | Path) -> list[Segment]:
             raise InputError(path, 'each line must be an object with a "source" field', number)
         ref = obj.get("reference", obj.get("target"))
         segments.append(
-            Segment(
+            Sentence(
                 str(obj.get("id", number)),
                 _check_text(path, number, str(obj["source"]), "source"),
                 None if ref is None else _check_text(path, number, str(ref), "reference"),
@@ -96,7 +96,7 @@ def load_jsonl(path: str | Path) -> list[Segment]:
     return segments
 
 
-def load_tsv(path: str | Path) -> list[Segment]:
+def load_tsv(path: str | Path) -> list[Sentence]:
     """Segments from lines of ``source<TAB>reference`` (a line without a tab: no reference)."""
     path = Path(path)
     segments = []
@@ -110,7 +110,7 @@ def load_tsv(path: str | Path) -> list[Segment]:
             )
         ref = fields[1] if len(fields) == 2 else None
         segments.append(
-            Segment(
+            Sentence(
                 str(number),
                 _check_text(path, number, fields[0], "source"),
                 None if ref is None else _check_text(path, number, ref, "reference"),
@@ -121,7 +121,7 @@ def load_tsv(path: str | Path) -> list[Segment]:
     return segments
 
 
-def load_test_set(source: str | Path, reference: str | Path | None = None) -> list[Segment]:
+def load_test_set(source: str | Path, reference: str | Path | None = None) -> list[Sentence]:
     """A test set from ``source`` (+ ``reference``) text files, or from one ``.jsonl`` or
     ``.tsv`` file holding both."""
     kind = Path(source).suffix
@@ -132,7 +132,7 @@ def load_test_set(source: str | Path, reference: str | Path | None = None) -> li
     return load_text_pair(source, reference)
 
 
-def require_references(segments: list[Segment], source: str | Path) -> None:
+def require_references(segments: list[Sentence], source: str | Path) -> None:
     """Refuse a test set without references, saying how to give them."""
     missing = next((s for s in segments if s.reference is None), None)
     if missing is None:

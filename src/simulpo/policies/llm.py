@@ -13,7 +13,7 @@ sampled, each turn is tokenized on its own and the template must be append-only 
 template's default system prompt, if it has one, then opens the first turn, and a bounded
 cache may evict it with that turn).
 
-All live episodes of a turn are decoded together (:mod:`simulpo.policies.generation`):
+All live episodes of a turn are decoded together (:mod:`simulpo.decoding`):
 their caches are merged into one left-padded batch, the new tokens are left-padded, and
 each row keeps its own positions and attention mask.
 
@@ -56,10 +56,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from simulpo.errors import ConfigError
-from simulpo.models.chat import ChatFormat, Transcript
-from simulpo.models.projector import speech_inputs_embeds, speech_token_id
-from simulpo.policies.generation import (
+from simulpo.decoding import (
     KVBlock,
     RopeShift,
     Sampler,
@@ -67,6 +64,9 @@ from simulpo.policies.generation import (
     gather_rows,
     generate,
 )
+from simulpo.errors import ConfigError
+from simulpo.models.chat import ChatFormat, Transcript
+from simulpo.models.projector import speech_inputs_embeds, speech_token_id
 from simulpo.stream.dialogue import SYSTEM_PROMPT, system_message, user_message
 from simulpo.stream.loop import StreamState
 

@@ -307,7 +307,7 @@ def stage1_step(recipe, root, lm, tokenizer, encoder, utterances, features, prog
 def sft_data_step(recipe: SpeechRecipe, root: Path, utterances, progress: bool) -> dict:
     """Stage-2 dialogue records per split (dev: one segmentation per utterance)."""
     from simulpo.data.sft_synthesis import read_jsonl, write_jsonl
-    from simulpo.data.speech_sft import speech_records
+    from simulpo.data.speech_sft_synthesis import speech_records
 
     s, chunk = recipe.synthesis, recipe.stream.chunk_ms
 

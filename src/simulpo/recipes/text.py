@@ -27,7 +27,7 @@ from simulpo.data.sft_synthesis import (
 )
 from simulpo.eval.report import Row
 from simulpo.eval.runner import evaluate
-from simulpo.eval.testset import Segment, load_test_set
+from simulpo.eval.testset import Sentence, load_test_set
 from simulpo.recipes import Recipe
 from simulpo.recipes.run import RunDir, identity
 from simulpo.stream.settings import StreamConfig, save_stream
@@ -276,7 +276,7 @@ def evaluate_llm_rows(
     from simulpo.translators.llm import LLMTranslator
 
     e = recipe.eval
-    segments: list[Segment] = load_test_set(run.synthetic("test"))
+    segments: list[Sentence] = load_test_set(run.synthetic("test"))
     if e.test_segments:
         segments = segments[: e.test_segments]
     settings = {"eval": dataclasses.asdict(e), "stream": dataclasses.asdict(recipe.stream)}

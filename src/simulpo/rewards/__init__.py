@@ -21,11 +21,11 @@ from dataclasses import dataclass
 
 from simulpo.config import check_ranges, option
 from simulpo.errors import ConfigError
-from simulpo.rewards.align import Bead, align_sentences, similarity, split_sentences
-from simulpo.rewards.base import Reward, RewardResult, Segment
+from simulpo.rewards.base import ReferenceSpan, Reward, RewardResult
 from simulpo.rewards.group import replace_nonfinite, zscore
 from simulpo.rewards.hpo import RESEGMENTERS, SentenceScore, hpo_reward, sentence_lag
-from simulpo.rewards.quality import QualityMetric, build_quality
+from simulpo.rewards.sentence_align import Bead, align_sentences, similarity, split_sentences
+from simulpo.rewards.sentence_quality import QualityMetric, build_quality
 from simulpo.rewards.seqpo import REWARD_LATENCY_METRICS, episode_latency, seqpo_reward
 from simulpo.stream.episode import Episode
 
@@ -33,11 +33,11 @@ __all__ = [
     "REWARD_KINDS",
     "Bead",
     "QualityMetric",
+    "ReferenceSpan",
     "Reward",
     "RewardConfig",
     "RewardFunction",
     "RewardResult",
-    "Segment",
     "SentenceScore",
     "align_sentences",
     "build_quality",
@@ -129,7 +129,7 @@ class RewardFunction:
         )
 
     def __call__(
-        self, group: Sequence[Episode], segments: Sequence[Segment | tuple] | None = None
+        self, group: Sequence[Episode], segments: Sequence[ReferenceSpan | tuple] | None = None
     ) -> RewardResult:
         cfg = self.config
         if cfg.kind == "seqpo":

@@ -10,11 +10,11 @@ import numpy as np
 
 from simulpo.stream.episode import Episode
 
-__all__ = ["Reward", "RewardResult", "Segment", "as_segments", "episode_source_text"]
+__all__ = ["ReferenceSpan", "Reward", "RewardResult", "as_segments", "episode_source_text"]
 
 
 @dataclass(frozen=True)
-class Segment:
+class ReferenceSpan:
     """One reference sentence and the span of source it translates, in source units.
 
     ``start``/``end`` are absolute positions in the episode's source (words, or ms);
@@ -28,8 +28,8 @@ class Segment:
     source: str | None = None
 
 
-def as_segments(segments: Sequence[Segment | tuple], source_length: float) -> list[Segment]:
-    """Segments from ``Segment`` objects, ``(start, end, reference[, source])`` tuples, or
+def as_segments(segments: Sequence[ReferenceSpan | tuple], source_length: float) -> list[ReferenceSpan]:
+    """Segments from ``ReferenceSpan`` objects, ``(start, end, reference[, source])`` tuples, or
     long-form segments with ``offset``/``duration`` (:class:`simulpo.metrics.longform.Segment`),
     checked: in order, not overlapping, inside ``[0, source_length]``."""
     out = [_segment(s) for s in segments]
@@ -46,12 +46,12 @@ def as_segments(segments: Sequence[Segment | tuple], source_length: float) -> li
     return out
 
 
-def _segment(s: Any) -> Segment:
-    if isinstance(s, Segment):
+def _segment(s: Any) -> ReferenceSpan:
+    if isinstance(s, ReferenceSpan):
         return s
     if hasattr(s, "offset") and hasattr(s, "duration"):
-        return Segment(float(s.offset), float(s.offset) + float(s.duration), s.reference)
-    return Segment(*s)
+        return ReferenceSpan(float(s.offset), float(s.offset) + float(s.duration), s.reference)
+    return ReferenceSpan(*s)
 
 
 def episode_source_text(
@@ -100,5 +100,5 @@ class Reward(Protocol):
     """A reward: a plain function of a group of episodes (``segments`` only matter to HPO)."""
 
     def __call__(
-        self, group: Sequence[Episode], segments: Sequence[Segment | tuple] | None = None
+        self, group: Sequence[Episode], segments: Sequence[ReferenceSpan | tuple] | None = None
     ) -> RewardResult: ...

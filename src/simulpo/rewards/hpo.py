@@ -5,9 +5,9 @@ Translation of Unbounded Speech"), as its code (github.com/owaski/HPO,
 Per episode, with the source cut into reference segments ``k`` (``start_k``, ``end_k``,
 reference ``ref_k``):
 
-1. split the translation into sentences (:func:`~simulpo.rewards.align.split_sentences`)
+1. split the translation into sentences (:func:`~simulpo.rewards.sentence_align.split_sentences`)
    and align them to the reference sentences
-   (:func:`~simulpo.rewards.align.align_sentences`); each *bead* ``k`` pairs some
+   (:func:`~simulpo.rewards.sentence_align.align_sentences`); each *bead* ``k`` pairs some
    hypothesis sentences with some reference sentences, or leaves one side unaligned.
    A target written without sentence punctuation (the synthetic pair) cannot be split:
    ``resegment="mwer"`` instead cuts the translation into one piece per reference
@@ -51,10 +51,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from simulpo.metrics.resegment import mwer_segment
-from simulpo.rewards.align import Bead, align_sentences, split_sentences
-from simulpo.rewards.base import RewardResult, Segment, as_segments, episode_source_text
+from simulpo.rewards.base import ReferenceSpan, RewardResult, as_segments, episode_source_text
 from simulpo.rewards.group import fuse, replace_nonfinite
-from simulpo.rewards.quality import QualityMetric
+from simulpo.rewards.sentence_align import Bead, align_sentences, split_sentences
+from simulpo.rewards.sentence_quality import QualityMetric
 from simulpo.stream.episode import Episode
 from simulpo.stream.units import join_units, split_units
 
@@ -110,7 +110,7 @@ def mwer_beads(
 
 def hpo_reward(
     group: Sequence[Episode],
-    segments: Sequence[Segment | tuple] | None = None,
+    segments: Sequence[ReferenceSpan | tuple] | None = None,
     *,
     quality: QualityMetric,
     w: float = 0.5,
@@ -122,7 +122,7 @@ def hpo_reward(
 ) -> RewardResult:
     """HPO's hierarchical reward ``z(Q) - w * z(G)`` of one group (see module doc).
 
-    ``segments`` (shared by the group: one source) are ``Segment``s or
+    ``segments`` (shared by the group: one source) are ``ReferenceSpan``s or
     ``(start, end, reference[, source])`` tuples; None: one segment per episode.
     ``threshold`` is the gate in the metric's scale (None: no gate). ``resegment``:
     ``"sentences"`` splits the translation at full stops and aligns (HPO's code);
@@ -141,7 +141,7 @@ def hpo_reward(
         if segments is None:
             if ep.reference is None:
                 raise ValueError(f"episode {ep.index} has no reference and no segments were given")
-            segs = [Segment(0.0, float(ep.source_length), ep.reference)]
+            segs = [ReferenceSpan(0.0, float(ep.source_length), ep.reference)]
         else:
             segs = as_segments(segments, ep.source_length)
         units = ep.units
@@ -240,7 +240,7 @@ def hpo_reward(
     )
 
 
-def _segment_source(ep: Episode, segs: list[Segment], bead: Bead) -> str:
+def _segment_source(ep: Episode, segs: list[ReferenceSpan], bead: Bead) -> str:
     known = [segs[k].source for k in bead.ref]
     if all(s is not None for s in known):
         return " ".join(known)

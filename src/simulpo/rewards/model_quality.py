@@ -4,7 +4,7 @@ Google's MetricX (23 and 24) and a generic reference-free quality estimator (QE)
 Both load a model the user already has on disk (nothing is downloaded: every load is
 ``local_files_only``), once, when the metric is built; they run batched under
 ``torch.inference_mode``, on the GPU when torch sees one.
-:func:`~simulpo.rewards.quality.build_quality` builds them from these specs:
+:func:`~simulpo.rewards.sentence_quality.build_quality` builds them from these specs:
 
 ``metricx24:DIR``, ``metricx24-qe:DIR``, ``metricx23:DIR``, ``metricx23-qe:DIR``
     a MetricX model directory (``config.json`` + weights, e.g. a local copy of
@@ -47,7 +47,7 @@ one forward, the score is the raw output ``logits[:, 0]`` (no sigmoid: the regre
 value the model was trained to predict). References are ignored; sources are required.
 Its scale is not known from the checkpoint, so the defaults assume a COMET-like 0–1 score
 where higher is better (``worst`` 0, ``threshold`` 0.6, as
-:class:`~simulpo.rewards.quality.Comet`), and a warning says so; a model on another scale
+:class:`~simulpo.rewards.sentence_quality.Comet`), and a warning says so; a model on another scale
 states it in the sidecar (a lower-is-better one must give ``worst`` and ``threshold``).
 
 **The sidecar** ``DIR/simulpo_quality.json`` (optional; one JSON object, unknown keys are

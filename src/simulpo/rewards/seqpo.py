@@ -45,9 +45,9 @@ from simulpo.metrics.latency import (
     start_offset,
 )
 from simulpo.metrics.scores import reference_length
-from simulpo.rewards.base import RewardResult, Segment, episode_source_text
+from simulpo.rewards.base import ReferenceSpan, RewardResult, episode_source_text
 from simulpo.rewards.group import fuse, replace_nonfinite
-from simulpo.rewards.quality import QualityMetric
+from simulpo.rewards.sentence_quality import QualityMetric
 from simulpo.stream.episode import Episode
 
 __all__ = ["REWARD_LATENCY_METRICS", "episode_latency", "first_chunk_floor", "seqpo_reward"]
@@ -106,7 +106,7 @@ def first_chunk_floor(episode: Episode) -> float:
 
 def seqpo_reward(
     group: Sequence[Episode],
-    segments: Sequence[Segment | tuple] | None = None,
+    segments: Sequence[ReferenceSpan | tuple] | None = None,
     *,
     quality: QualityMetric,
     latency: str = "AL",

@@ -49,10 +49,10 @@ import torch
 from torch.utils.checkpoint import checkpoint
 
 from simulpo.config import check_ranges, option
+from simulpo.decoding import eval_mode
 from simulpo.errors import ConfigError
 from simulpo.models.lm import is_peft
 from simulpo.models.projector import SpeechLM
-from simulpo.policies.generation import eval_mode
 from simulpo.train.rollout import RolloutTensors
 
 LOSS_TYPES = ("grpo", "dr_grpo", "dapo")

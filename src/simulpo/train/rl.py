@@ -152,7 +152,7 @@ def train_rl(
 
     The model is trained in place and saved to ``out_dir/final``; ``resume=True`` goes on
     from the last checkpoint in ``out_dir/checkpoints`` (same data and config). ``train``
-    and ``dev`` hold text segments (:class:`~simulpo.eval.testset.Segment`); with
+    and ``dev`` hold text sentences (:class:`~simulpo.eval.testset.Sentence`); with
     ``speech`` (the speech policy's front end; ``model`` is its LM), ``train`` holds
     spoken sentences (:class:`~simulpo.data.speech.SpeechUtterance`) or long-form
     recordings (:class:`~simulpo.train.rl_data.Recording`) and ``dev`` utterances.

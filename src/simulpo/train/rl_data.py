@@ -4,7 +4,7 @@ Each training item becomes one rollout group's input (:func:`stream_input`): the
 the segmenter cuts (words, or float32 16 kHz audio), its reference, and the reference
 segments the reward scores it by (only for long form, else None):
 
-- :class:`~simulpo.eval.testset.Segment` — a text sentence (its words);
+- :class:`~simulpo.eval.testset.Sentence` — a text sentence (its words);
 - :class:`~simulpo.data.speech.SpeechUtterance` — a spoken sentence (its audio, read from
   its recording when needed, so a large training set is not held in memory);
 - :class:`Recording` — a long-form recording, ONE episode over the whole stream that the
@@ -24,8 +24,8 @@ from simulpo.data.audio import read_audio
 from simulpo.data.passages import recording_windows
 from simulpo.data.speech import SpeechUtterance
 from simulpo.errors import ConfigError
-from simulpo.eval.testset import Segment as TextSegment
-from simulpo.rewards.base import Segment
+from simulpo.eval.testset import Sentence
+from simulpo.rewards.base import ReferenceSpan
 from simulpo.stream.segmenter import samples_to_ms
 
 
@@ -35,7 +35,7 @@ class Recording:
     to the end), and its reference sentences (start/end in ms on the span's timeline)."""
 
     wav: Path
-    segments: tuple[Segment, ...]
+    segments: tuple[ReferenceSpan, ...]
     offset: float = 0.0
     duration: float | None = None
 
@@ -75,11 +75,11 @@ def recordings(utterances: Sequence[SpeechUtterance], size: int | None = None) -
 
 def _segments(
     utts: Sequence[SpeechUtterance], offset: float, length_ms: float
-) -> tuple[Segment, ...]:
+) -> tuple[ReferenceSpan, ...]:
     """The utterances as reference segments in ms from ``offset`` (s); offsets and durations
     are rounded to microseconds in the files, so the last one is kept inside ``length_ms``."""
     return tuple(
-        Segment(
+        ReferenceSpan(
             (u.offset - offset) * 1000,
             min((u.offset + u.duration - offset) * 1000, length_ms),
             u.reference,
@@ -92,12 +92,12 @@ def _segments(
 class StreamInput(NamedTuple):
     source: Any  # list of words, or float32 16 kHz audio
     reference: str | None
-    segments: tuple[Segment, ...] | None  # long form: what the reward scores it by
+    segments: tuple[ReferenceSpan, ...] | None  # long form: what the reward scores it by
 
 
-def stream_input(item: TextSegment | SpeechUtterance | Recording) -> StreamInput:
+def stream_input(item: Sentence | SpeechUtterance | Recording) -> StreamInput:
     """What one training item streams, and what its reward compares against."""
-    if isinstance(item, TextSegment):
+    if isinstance(item, Sentence):
         return StreamInput(item.source.split(), item.reference, None)
     if isinstance(item, SpeechUtterance):
         return StreamInput(item.audio(), item.reference, None)

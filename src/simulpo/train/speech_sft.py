@@ -13,7 +13,7 @@ Two stages, as in HPO:
    which frames make which word by itself. Frame targets hand it that alignment: 68% of
    dev embeddings pick the right word after 10 epochs on 2000 utterances (42 s, one core).
 2. :func:`train_speech_sft` — projector and LM train on the
-   simultaneous dialogues (:func:`simulpo.data.speech_sft.speech_records`) through
+   simultaneous dialogues (:func:`simulpo.data.speech_sft_synthesis.speech_records`) through
    :func:`simulpo.train.sft.train_sft` (its labels, batches, checkpoints and resume).
 
 Features are the frozen encoder's, pre-encoded once per utterance by a

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from simulpo.decoding import Sampler, generate
 from simulpo.errors import ConfigError
 from simulpo.models.chat import ChatFormat
-from simulpo.policies.generation import Sampler, generate
 from simulpo.stream.dialogue import OFFLINE_SYSTEM_PROMPT, system_message, user_message
 from simulpo.stream.units import split_units
 from simulpo.translators.base import Translator

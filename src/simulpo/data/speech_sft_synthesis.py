@@ -1,7 +1,7 @@
 """SFT data for the speech policy: the text recipe, with chunks in ms and words timed by audio.
 
 Stage 2 (dialogues), as in HPO: align transcript and translation (gold links or eflomal),
-monotonize (:func:`~simulpo.data.align.monotonize`: target word ``j`` needs the first
+monotonize (:func:`~simulpo.data.word_align.monotonize`: target word ``j`` needs the first
 ``needs[j]`` source words), then group by chunk: the audio is cut into ``chunk_ms``
 chunks merged in runs of ``c`` ∈ ``[c_min, c_max]`` (:class:`RandomMerge`), and each target
 word goes to the first chunk after which the source words it needs have been *heard* —
@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from simulpo.data.align import align, monotonize, parse_alignment
 from simulpo.data.sft_synthesis import AlignedReferencePolicy
 from simulpo.data.speech import SpeechUtterance
+from simulpo.data.word_align import align, monotonize, parse_alignment
 from simulpo.errors import ConfigError
 from simulpo.models.speech_encoder import SAMPLE_RATE
 from simulpo.stream.dialogue import SYSTEM_PROMPT, assistant_message, system_message

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from simulpo.data.speech import SpeechUtterance
-from simulpo.data.speech_sft import (
+from simulpo.data.speech_sft_synthesis import (
     speech_records,
     utterance_needs,
     word_ends,

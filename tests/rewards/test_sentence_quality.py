@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from simulpo.errors import ConfigError
-from simulpo.rewards.quality import Bleu, Chrf, Comet, QualityMetric, build_quality
+from simulpo.rewards.sentence_quality import Bleu, Chrf, Comet, QualityMetric, build_quality
 
 
 def test_chrf_scores_each_sentence_on_its_own():
@@ -114,7 +114,7 @@ def test_real_comet_checkpoint():
 
 
 def test_chrf1_weighs_extra_words_like_missing_ones():
-    from simulpo.rewards.quality import build_quality
+    from simulpo.rewards.sentence_quality import build_quality
 
     ref = "laron yu kasu nunvu"
     longer, shorter = ref + " heke mi", "laron yu"

@@ -4,7 +4,7 @@ import pytest
 import torch
 from tiny_lm import tiny_chat_lm
 
-from simulpo.policies.generation import (
+from simulpo.decoding import (
     KVBlock,
     RopeShift,
     Sampler,

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from simulpo.data.align import (
+from simulpo.data.synthetic import generate_corpus, get_grammar, ideal_delays
+from simulpo.data.word_align import (
     CorpusError,
     align,
     alignment_error_rate,
@@ -16,7 +17,6 @@ from simulpo.data.align import (
     symmetrize,
     write_alignments,
 )
-from simulpo.data.synthetic import generate_corpus, get_grammar, ideal_delays
 from simulpo.errors import InputError, SimulpoError
 
 # ---------------------------------------------------------------------------- monotonize
