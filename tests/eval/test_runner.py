@@ -6,7 +6,7 @@ import pytest
 from simuleval_cli import simuleval_score_only
 
 from simulpo.eval.runner import evaluate
-from simulpo.eval.testset import Segment
+from simulpo.eval.testset import Sentence
 from simulpo.metrics.scores import score_path
 from simulpo.policies.schedules import WaitK
 
@@ -14,7 +14,7 @@ SOURCES = ["the dog runs fast today", "a cat sees the big dog now", "hello there
 
 
 def test_simuleval_score_only_runs_on_an_eval_folder_and_gives_our_numbers(tmp_path, upper):
-    segments = [Segment(str(i), s, s.upper()) for i, s in enumerate(SOURCES)]
+    segments = [Sentence(str(i), s, s.upper()) for i, s in enumerate(SOURCES)]
     row = evaluate(WaitK(upper, 2), segments, tmp_path / "wait-2", "toy", progress=False)
     assert (tmp_path / "wait-2" / "config.yaml").read_text() == (
         "source_type: text\ntarget_type: text\n"
