@@ -12,9 +12,10 @@ from simulpo.policies.build import PolicySpec, build_policy, check_kind, policy_
         ("wait-k", {"k": 3}, "wait-3"),
         ("wait-5", {}, "wait-5"),
         ("offline", {}, "offline"),
-        ("fixed-chunk", {}, "fixed-chunk"),
-        ("local-agreement", {"n": 2}, "local-agreement-2"),
-        ("la", {"n": 3}, "local-agreement-3"),
+        ("fixed-chunk", {}, "fixed-1"),
+        ("fixed-chunk", {"chunk_words": 2}, "fixed-2"),
+        ("local-agreement", {"n": 2}, "la-2"),
+        ("la", {"n": 3}, "la-3"),
     ],
 )
 def test_schedules_are_named_with_their_parameters(upper, kind, extra, name):

@@ -70,8 +70,8 @@ def test_build_policy_names(upper):
     assert schedule("wait-5", upper).k == 5
     assert schedule("wait-k", upper, k=2).name == "wait-2"
     assert schedule("offline", upper).name == "offline"
-    assert schedule("local-agreement", upper, n=3).name == "local-agreement-3"
-    assert schedule("la", upper).name == "local-agreement-2"
+    assert schedule("local-agreement", upper, n=3).name == "la-3"
+    assert schedule("la", upper).name == "la-2"
     with pytest.raises(ConfigError, match="unknown policy"):
         schedule("nope", upper)
     with pytest.raises(ConfigError):

@@ -124,7 +124,7 @@ class LocalAgreement:
 
     @property
     def name(self) -> str:
-        return self.label or f"local-agreement-{self.n}"
+        return self.label or f"la-{self.n}"
 
     def act(self, states: Sequence[StreamState]) -> list[str]:
         hyps = self.translator.translate_batch([source_words(s) for s in states])

@@ -6,7 +6,7 @@
    SeqPO RL from it (GRPO with the fused quality/latency reward); evaluated on the
    synthetic test set as rows ``sft``, ``seqpo``, ``wait-k`` (k = 1, 3, 5, 7, over the
    offline LM) and ``offline``.
-2. Classic baselines on the Bible test set over Apertium: ``wait-k``, ``local-agreement-2``, ``offline``.
+2. Classic baselines on the Bible test set over Apertium: ``wait-k``, ``la-2``, ``offline``.
 
 Writes each system's instance log and scores, ``report.json`` and ``quality_latency.png``.
 
