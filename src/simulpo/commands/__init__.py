@@ -9,7 +9,9 @@ Every module names its command (``NAME``, ``HELP``) and exposes ``add_parser(sub
 from __future__ import annotations
 
 #: the commands, in the order ``simulpo --help`` lists them
-COMMANDS = ("score", "eval", "plot", "data", "train", "demo", "experiment", "serve", "stream")
+COMMANDS = (
+    "score", "eval", "plot", "data", "train", "demo", "experiment", "serve", "stream", "models",
+)  # fmt: skip
 
 
 def print_rows(rows: list[dict]) -> None:

@@ -37,6 +37,7 @@ from transformers.models.auto.modeling_auto import (
 )
 
 from simulpo.errors import ConfigError, SimulpoError
+from simulpo.models.store import resolve
 
 ARCHITECTURES = {"qwen2": Qwen2Config, "llama": LlamaConfig}
 
@@ -123,13 +124,15 @@ def load_model(
     """Load a local Hugging Face causal LM and its tokenizer: ``(model, tokenizer)``.
 
     ``path`` is a model directory (``config.json``, weights, tokenizer files), such as
-    ``save_model`` writes or a downloaded Qwen/Llama instruct model. Nothing is downloaded.
+    ``save_model`` writes or a downloaded Qwen/Llama instruct model, or the name of a model
+    installed by ``simulpo models install`` (:func:`simulpo.models.store.resolve`). Nothing
+    is downloaded.
     With ``lora=True`` the model is wrapped by ``peft`` with LoRA adapters of rank
     ``lora_r`` on every linear layer except the output head (``lora_target_modules``
     overrides), so only the adapters train. ``dtype`` ("float32", "bfloat16", ...) defaults
     to the checkpoint's own.
     """
-    path = Path(path)
+    path = resolve(path)
     config = check_causal_lm_dir(path)
     tokenizer = _load_tokenizer(path)
     kwargs = {"dtype": dtype} if dtype else {}

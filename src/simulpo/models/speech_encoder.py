@@ -54,6 +54,7 @@ from torch import nn
 
 from simulpo.errors import ConfigError, InputError, SimulpoError
 from simulpo.models.projector import FEATURE_DTYPE
+from simulpo.models.store import resolve
 
 SAMPLE_RATE = 16000
 HOP = 160  # log-mel hop: 10 ms
@@ -402,10 +403,11 @@ class SpeechEncoder:
         """The default tiny.en (``path=None``); ``"logmel"``, the no-weights fallback
         (:class:`LogMelKind`); a CTranslate2 Whisper directory (``model.bin``); or a Hugging
         Face checkpoint directory (``config.json``) of Whisper or of the wav2vec2 family
-        (:data:`WAV2VEC2_TYPES`)."""
+        (:data:`WAV2VEC2_TYPES`); or an installed model's name, such as ``"whisper-base"``
+        (``simulpo models install whisper-base``, multilingual)."""
         if path is not None and str(path) == "logmel":
             return cls(LogMelKind(), name="logmel")
-        path = default_model_dir() if path is None else Path(path)
+        path = default_model_dir() if path is None else resolve(path)
         if (path / "model.bin").exists():
             return cls(whisper_encoder_from_ctranslate2(path), name=f"ct2:{path.resolve()}")
         if not (path / "config.json").exists():
