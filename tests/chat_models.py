@@ -8,7 +8,9 @@ special tokens (written by hand from the public ``tokenizer_config.json`` of the
 :func:`fixture_tokenizer` puts them on a small byte-level BPE trained here on the bundled
 synthetic corpus: the real template and specials, a vocabulary small enough for a random
 2-layer model. To add a template, add a fixture folder (or a factory that loads an
-installed model's tokenizer) to :data:`CHAT_MODELS`.
+installed model's tokenizer) to :data:`CHAT_MODELS`. Two entries are real installed models
+(tests/real_models.py): SmolLM2-135M-Instruct, always (scripts/setup.sh --test installs
+it), and the Qwen2.5-1.5B's tokenizer on a random LM, where that model is installed.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
+import real_models
 from tiny_lm import random_qwen2, tiny_chat_lm
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
@@ -71,4 +74,8 @@ CHAT_MODELS: dict[str, Callable[[], tuple]] = {
     "tiny-chatml": tiny_chat_lm,
     "qwen2.5-instruct": _fixture_model("qwen2.5-instruct"),
     "llama-3-instruct": _fixture_model("llama-3-instruct"),
+    # the real SmolLM2-135M-Instruct, model and tokenizer (installed by setup.sh --test)
+    "smollm2-135m-instruct": real_models.smollm2,
 }
+if real_models.is_installed(real_models.QWEN):  # the real Qwen2.5 tokenizer, where installed
+    CHAT_MODELS["qwen2.5-1.5b-instruct-tokenizer"] = real_models.qwen_tokenizer_on_a_random_lm

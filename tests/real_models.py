@@ -36,3 +36,21 @@ def smollm2():
     require(SMOLLM2)
     model, tokenizer = load_model(SMOLLM2)
     return model.eval(), tokenizer
+
+
+QWEN = "qwen2.5-1.5b-instruct"
+
+
+def is_installed(name: str) -> bool:
+    return read_manifest(models_dir() / name) is not None
+
+
+def qwen_tokenizer_on_a_random_lm():
+    """The installed Qwen2.5-1.5B-Instruct's own tokenizer (151k tokens, its chat template
+    with the default system prompt) over a random 2-layer Qwen2: the template is real, the
+    model only needs to run. Only where the 1.5B is installed (CI does not install it)."""
+    from tiny_lm import random_qwen2
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(require(QWEN)), local_files_only=True)
+    return random_qwen2(tokenizer).eval(), tokenizer
