@@ -185,3 +185,19 @@ def test_a_file_that_is_not_gguf_is_refused(tmp_path):
     (tmp_path / "m.gguf").write_bytes(b"GGUF" + b"\0" * 10)
     with pytest.raises(SimulpoError, match="not a readable GGUF"):
         check_gguf(tmp_path / "m.gguf")
+
+
+def test_the_models_command(tmp_path, capsys, wheels, monkeypatch):
+    from simulpo.cli import main
+
+    monkeypatch.setattr("simulpo.models.install.MODELS", {"toy-model": toy_spec()})
+    monkeypatch.setattr("simulpo.models.registry.MODELS", {"toy-model": toy_spec()})
+    root = str(tmp_path / "models")
+    assert main(["models", "list", "--dir", root]) == 0
+    assert "toy-model                -          a toy; MIT" in capsys.readouterr().out
+    assert main(["models", "install", "toy-model", "--dir", root, "--wheels", str(wheels)]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "models" / "toy-model")
+    assert main(["models", "list", "--dir", root]) == 0
+    assert "toy-model                installed  a toy" in capsys.readouterr().out
+    assert main(["models", "install", "gpt-9", "--dir", root]) == 2
+    assert "unknown model 'gpt-9'" in capsys.readouterr().err
