@@ -17,6 +17,8 @@ done
 # espeak-ng with its C library (source speech, synthesized through libespeak-ng), and perl
 # for the Moses tokenizer of simulpo score --lang (OmniSTEval's re-segmentation).
 debs=(apertium apertium-eng-spa sword-text-web sword-text-sparv espeak-ng libespeak-ng1 perl)
+# --test: Debian's Chromium and its driver, for the served page's browser test
+if [ "$with_tests" -eq 1 ]; then debs+=(chromium chromium-driver); fi
 missing=()
 for p in "${debs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -145,7 +145,7 @@ def build_served_policy(args: argparse.Namespace):
 
 def _languages(args: argparse.Namespace) -> tuple[str | None, str | None]:
     source, target = args.source_lang, args.target_lang
-    if getattr(args, "translator", None) == "apertium" and "-" in args.pair:
+    if (args.translator or "apertium") == "apertium" and "-" in args.pair:
         src, tgt = args.pair.split("-", 1)
         source = source or _TWO_LETTER.get(src, src)
         target = target or _TWO_LETTER.get(tgt, tgt)
