@@ -4,7 +4,6 @@ exactly its solo (offline) translation, the engine really batches, and nothing i
 behind: the sessions, their queues and the memory of a second round."""
 
 import asyncio
-import json
 import random
 
 import numpy as np
@@ -86,6 +85,7 @@ def test_100_sessions_no_cross_talk_no_leak(serve):
     rss = []
     for _ in range(2):
         texts, errors, kinds = asyncio.run(crowd(url, audio))
+        assert len(texts) == kinds.count("whole") == 70
         assert texts == {i: solo[i] for i in texts}  # each stream got its own translation
         assert all("error" in e for e in errors)
         asyncio.run(asyncio.sleep(0.5))  # the vanished clients' last chunks drain

@@ -92,7 +92,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     add_unit_args(p)
     p.add_argument(
-        "--eval-latency-unit", dest="latency_unit", choices=["word", "char"],
+        "--eval-latency-unit",
+        dest="latency_unit",
+        choices=["word", "char"],
         help="SimulEval's name for --latency-unit",
     )
     return p
@@ -140,9 +142,15 @@ def _longform(args: argparse.Namespace) -> None:
     unit = "char" if args.char_level else args.latency_unit or default_unit(args.target_lang)
     out = Path(args.output) if args.output else Path(args.path).parent
     scores = score_longform_files(
-        as_hypotheses(args.path, out), args.segments, args.references, out, unit=unit,
-        target_lang=args.target_lang, lang=args.lang,
-        quality_metrics=args.quality_metrics, latency_metrics=args.latency_metrics,
+        as_hypotheses(args.path, out),
+        args.segments,
+        args.references,
+        out,
+        unit=unit,
+        target_lang=args.target_lang,
+        lang=args.lang,
+        quality_metrics=args.quality_metrics,
+        latency_metrics=args.latency_metrics,
         bleu_tokenize=args.sacrebleu_tokenizer,
         computation_aware=_CA[args.computation_aware],
     )
