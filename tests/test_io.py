@@ -16,7 +16,7 @@ BOM = codecs.BOM_UTF8
 
 def test_a_byte_order_mark_is_not_part_of_the_first_word(tmp_path):
     src, ref = tmp_path / "src.txt", tmp_path / "ref.txt"
-    src.write_bytes(BOM + "the dog\r\nsees\n".encode())
+    src.write_bytes(BOM + b"the dog\r\nsees\n")
     ref.write_bytes(BOM + b"el perro\nve\n")
     assert read_lines(src) == ["the dog", "sees"]
     assert read_text(ref) == "el perro\nve\n"
