@@ -71,22 +71,35 @@ def test_a_known_language_is_accepted(serve):
     assert run(exchange(url, frames))[-1] == {"end_of_processing": True}
 
 
-def test_a_huge_frame_is_refused_and_others_go_on(serve):
+def test_a_huge_frame_gets_an_error_then_close_1009_and_others_go_on(serve):
     _, url = serve(Lengths(), chunk_ms=100, max_frame_bytes=1 << 20)
 
     async def huge():
         async with websockets.connect(ws_url(url), max_size=None) as ws:
-            await ws.send(b"\0" * (100 << 20))  # 100 MB
+            await ws.send(pcm(0.15))  # a stream under way
             with pytest.raises(websockets.ConnectionClosedError) as closed:
+                await ws.send(b"\0" * (100 << 20))  # 100 MB
                 async with asyncio.timeout(TIMEOUT):
-                    await ws.recv()
+                    while True:
+                        replies.append(json.loads(await ws.recv()))
             return closed.value.rcvd
 
+    replies = []
     rcvd = run(huge())
     assert rcvd.code == 1009  # message too big: refused from the frame header
+    assert replies[-1] == {
+        "error": "frame too large: frame exceeds limit of 1048576 bytes "
+        "(the server's --max-frame-bytes)"
+    }
     assert run(exchange(url, [pcm(0.15), {"end_of_stream": True}]))[-1] == {
         "end_of_processing": True
     }
+
+
+def test_a_frame_at_the_limit_is_read(serve):
+    _, url = serve(Lengths(), chunk_ms=100, max_frame_bytes=3200)
+    replies = run(exchange(url, [pcm(0.1), pcm(0.1), {"end_of_stream": True}]))  # 3200 B each
+    assert [r["new"] for r in replies[:-1]] == ["1600", "1600"]
 
 
 def test_idle_client_is_closed_and_frees_its_slot(serve):

@@ -65,7 +65,7 @@ class ServeConfig:
     max_sessions: int = 128
     acquire_timeout: float = 5.0  # seconds a client waits for a free slot
     idle_timeout: float = 60.0  # seconds without a frame before a stream is closed
-    max_frame_bytes: int = 1 << 20  # larger frames are refused (close 1009), never buffered
+    max_frame_bytes: int = 1 << 20  # larger frames: an error, close 1009; never buffered
     session_ttl: float = 60.0  # HTTP protocol: idle seconds before a session is dropped
     max_batch: int = 256
 
@@ -429,21 +429,50 @@ async def _close_with_error(ws: WebSocket, message: str, code: int) -> None:
 
 
 def uvicorn_server(server: Server, host: str, port: int):
-    """The uvicorn server of ``server`` (WebSockets by the ``websockets`` library;
-    frames over ``max_frame_bytes`` are refused from their header with close code 1009)."""
+    """The uvicorn server of ``server`` (WebSockets by the ``websockets`` library; a frame
+    over ``max_frame_bytes`` is refused from its header: a JSON error, then close 1009)."""
     import uvicorn
 
     config = uvicorn.Config(
         server.app(),
         host=host,
         port=port,
-        ws="websockets-sansio",
+        ws=_refusing_protocol(),
         ws_max_size=server.config.max_frame_bytes,
         ws_ping_interval=None,
         log_level="warning",
         lifespan="on",
     )
     return uvicorn.Server(config)
+
+
+def _refusing_protocol():
+    """uvicorn's ``websockets-sansio`` protocol whose connections send ``{"error": ...}``
+    right before refusing a frame over the size limit. ``websockets`` refuses such a frame
+    from its header (close code 1009), so its payload is never read or buffered; without
+    this the client would get only the close code."""
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+    from websockets.frames import CloseCode
+    from websockets.protocol import State
+    from websockets.server import ServerProtocol
+
+    class ErrorBeforeClose(ServerProtocol):
+        def fail(self, code: int, reason: str = "") -> None:
+            if code == CloseCode.MESSAGE_TOO_BIG and self.state is State.OPEN:
+                error = f"frame too large: {reason} (the server's --max-frame-bytes)"
+                LOG.info("closing a connection: %s", error)
+                self.send_text(json.dumps({"error": error}).encode())
+            super().fail(code, reason)
+
+    class Protocol(WebSocketsSansIOProtocol):
+        def __init__(self, config, *args, **kwargs) -> None:
+            super().__init__(config, *args, **kwargs)
+            old = self.conn  # the same connection settings, with the error before the close
+            self.conn = ErrorBeforeClose(
+                extensions=old.available_extensions, max_size=config.ws_max_size, logger=old.logger
+            )
+
+    return Protocol
 
 
 @contextlib.contextmanager
