@@ -110,3 +110,15 @@ def test_kill_9_mid_stream_leaves_a_valid_log_and_restarts_clean(server, tmp_pat
 def test_serve_refuses_bad_limits(capsys):
     assert main(["serve", "--max-sessions", "0"]) == 2
     assert "--max-sessions must be at least 1" in capsys.readouterr().err
+
+
+def test_serve_refuses_a_chunk_the_speech_model_was_not_trained_with(tmp_path, capsys):
+    from simulpo.stream.settings import StreamConfig, save_stream
+
+    model = tmp_path / "model"
+    save_stream(model, StreamConfig(chunk_ms=960))
+    (model / "projector.json").write_text("{}")  # a speech model directory
+    assert main(["serve", "--policy", "llm", "--model", str(model), "--chunk-ms", "1120"]) == 2
+    err = capsys.readouterr().err
+    assert "--chunk-ms 1120 conflicts with stream.chunk_ms = 960" in err
+    assert "model" in err and "stream.json" in err

