@@ -142,7 +142,7 @@ def _longform(args: argparse.Namespace) -> None:
     unit = "char" if args.char_level else args.latency_unit or default_unit(args.target_lang)
     out = Path(args.output) if args.output else Path(args.path).parent
     scores = score_longform_files(
-        as_hypotheses(args.path, out),
+        as_hypotheses(args.path, out, args.target_lang),
         args.segments,
         args.references,
         out,

@@ -50,6 +50,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> None:
     from simulpo.serve.app import ServeConfig, Server, uvicorn_server
     from simulpo.serve.metrics_log import MetricsLog
+    from simulpo.stream.units import default_unit
 
     for name in ("max_sessions", "max_frame_bytes", "chunk_words"):
         if getattr(args, name) < 1:
@@ -62,6 +63,7 @@ def run(args: argparse.Namespace) -> None:
         mode=mode,
         chunk_ms=args.chunk_ms,
         chunk_words=args.chunk_words,
+        unit=default_unit(target),  # latency and the metrics log's tokens: chars for zh/ja
         source_lang=source,
         target_lang=target,
         max_sessions=args.max_sessions,

@@ -17,17 +17,24 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--frame-ms", type=float, default=100.0, help="audio per binary frame (ms)")
     p.add_argument("--realtime", action="store_true", help="send audio at its real pace")
     p.add_argument("--timeout", type=float, default=600.0, help="give up after this many seconds")
+    p.add_argument(
+        "--target-lang",
+        help="the translation's language, sent to the server; zh, ja, th, ... print their "
+        "pieces without spaces between them",
+    )
     return p
 
 
 def run(args: argparse.Namespace) -> None:
-    from simulpo.serve.client import print_reply, stream_file
+    from simulpo.serve.client import printer, stream_file
 
+    show = printer(args.target_lang)
     replies = asyncio.run(
         stream_file(
-            args.url, Path(args.file), args.frame_ms, args.realtime, args.timeout, print_reply
+            args.url, Path(args.file), args.frame_ms, args.realtime, args.timeout, show,
+            args.target_lang,
         )
-    )
+    )  # fmt: skip
     latencies = sorted(r["latency_ms"] for r in replies if "latency_ms" in r)
     print()
     if latencies:

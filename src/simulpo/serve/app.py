@@ -45,6 +45,7 @@ from simulpo.serve.engine import Engine
 from simulpo.serve.metrics_log import MetricsLog
 from simulpo.serve.session import SAMPLE_RATE, ClientError, Session
 from simulpo.stream.loop import Policy
+from simulpo.stream.units import join_pieces, piece_separator
 
 LOG = logging.getLogger("simulpo.serve")
 
@@ -124,6 +125,7 @@ class Server:
                 "mode": c.mode,
                 "source_lang": c.source_lang,
                 "target_lang": c.target_lang,
+                "separator": piece_separator(c.target_lang),  # between two pieces
                 "sample_rate": SAMPLE_RATE,
                 "chunk_ms": c.chunk_ms if c.mode == "speech" else None,
                 "chunk_words": c.chunk_words if c.mode == "text" else None,
@@ -142,7 +144,7 @@ class Server:
             sid = self.metrics.new_id()
         else:
             sid, self._ids = self._ids, self._ids + 1
-        session = Session(sid, c.mode, c.chunk_ms, c.chunk_words, c.unit)
+        session = Session(sid, c.mode, c.chunk_ms, c.chunk_words, c.unit, c.target_lang)
         self.outboxes[sid] = asyncio.Queue()
         self.engine.add(session)
         return session
@@ -267,6 +269,8 @@ class Server:
         for key in ("source_lang", "target_lang"):
             if key in data:
                 self._check_language(key, data[key])
+        if "target_lang" in data:  # its pieces join as that language's (spaces or none)
+            session.target_lang = data["target_lang"].strip()
         if "metrics_metadata" in data:
             self._metadata(session, data["metrics_metadata"])
         if "text" in data:
@@ -353,8 +357,10 @@ class Server:
         key = "source_lang" if request.url.path.endswith("source_language") else "target_lang"
 
         async def handle(body):
-            await self._http_session(body)
+            entry = await self._http_session(body)
             self._check_language(key, body.get("language"))
+            if key == "target_lang":
+                entry.session.target_lang = body["language"].strip()
             return Response(status_code=204)
 
         return await self._run_http(request, handle)
@@ -371,8 +377,9 @@ class Server:
             tokens = body.get("tokens")
             if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
                 raise ClientError("tokens must be a list of strings")
-            joiner = " " if self.config.unit == "word" else ""
-            return JSONResponse({"tokens_as_string": joiner.join(tokens)})
+            entry = self.http_sessions.get(body.get("session_id"))
+            lang = entry.session.target_lang if entry else self.config.target_lang
+            return JSONResponse({"tokens_as_string": join_pieces(tokens, lang)})
 
         return await self._run_http(request, handle)
 
@@ -412,10 +419,9 @@ class _HttpSession:
             if isinstance(result, Exception):
                 raise ClientError(f"internal error: {result}")
             tokens += self.session.tokens(result["new"])
-        joiner = " " if self.session.unit == "word" else ""
         return {
             "new_tokens": tokens,
-            "new_string": joiner.join(tokens),
+            "new_string": join_pieces(tokens, self.session.target_lang),
             "deleted_tokens": [],
             "deleted_string": "",
         }

@@ -15,6 +15,7 @@ import numpy as np
 import soundfile as sf
 
 from simulpo.errors import SimulpoError
+from simulpo.stream.units import piece_separator
 
 
 def source_frames(path: Path, frame_ms: float) -> tuple[dict[str, Any], list[bytes | dict], float]:
@@ -42,12 +43,30 @@ async def stream_file(
     realtime: bool = False,
     timeout: float = 600.0,
     show: Callable[[dict], None] | None = None,
+    target_lang: str | None = None,
 ) -> list[dict]:
     """Stream ``path`` to the server at ``url``; returns its replies. ``realtime`` paces
-    audio frames at their duration (as a microphone would send them)."""
+    audio frames at their duration (as a microphone would send them); ``target_lang``
+    is declared in the config frame (the server refuses one it does not translate to)."""
+    config, frames, seconds = source_frames(Path(path), frame_ms)
+    if target_lang:
+        config["target_lang"] = target_lang
+    return await stream_frames(url, config, frames, seconds if realtime else 0.0, timeout, show)
+
+
+async def stream_frames(
+    url: str,
+    config: dict[str, Any],
+    frames: list[bytes | dict],
+    pace: float = 0.0,
+    timeout: float = 600.0,
+    show: Callable[[dict], None] | None = None,
+) -> list[dict]:
+    """One stream over simulstream's WebSocket protocol: the config frame, ``frames`` (one
+    every ``pace`` seconds; 0 = as fast as the server takes them), end of stream; returns
+    the replies up to ``end_of_processing``."""
     import websockets
 
-    config, frames, seconds = source_frames(Path(path), frame_ms)
     replies: list[dict] = []
     try:
         async with websockets.connect(url, max_size=None, open_timeout=timeout) as ws:
@@ -57,8 +76,8 @@ async def stream_file(
                 start = time.monotonic()
                 for i, frame in enumerate(frames):
                     await ws.send(json.dumps(frame) if isinstance(frame, dict) else frame)
-                    if realtime and seconds:
-                        await asyncio.sleep(max(0.0, start + (i + 1) * seconds - time.monotonic()))
+                    if pace:
+                        await asyncio.sleep(max(0.0, start + (i + 1) * pace - time.monotonic()))
                 await ws.send(json.dumps({"end_of_stream": True}))
 
             sender = asyncio.create_task(send())
@@ -82,8 +101,17 @@ async def stream_file(
     return replies
 
 
-def print_reply(reply: dict) -> None:
-    """Committed text as it arrives, on one line."""
-    if reply.get("new"):
-        sys.stdout.write(reply["new"] + " ")
-        sys.stdout.flush()
+def printer(target_lang: str | None = None) -> Callable[[dict], None]:
+    """Shows committed text as it arrives, on one line, its pieces joined as
+    ``target_lang`` is written (spaces or none)."""
+    separator, started = piece_separator(target_lang), False
+
+    def show(reply: dict) -> None:
+        nonlocal started
+        piece = (reply.get("new") or "").strip()
+        if piece:
+            sys.stdout.write((separator if started else "") + piece)
+            sys.stdout.flush()
+            started = True
+
+    return show

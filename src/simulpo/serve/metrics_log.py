@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from simulpo.errors import InputError
+from simulpo.stream.units import join_pieces
 
 if TYPE_CHECKING:
     from simulpo.serve.session import Pending, Session
@@ -87,11 +88,12 @@ def _repair(path: Path) -> int:
     return max(ids, default=-1) + 1
 
 
-def read_metrics_log(path: str | Path) -> list[dict[str, Any]]:
+def read_metrics_log(path: str | Path, target_lang: str | None = None) -> list[dict[str, Any]]:
     """The streams of a simulstream metrics log, in order of first output, as
     ``{"name", "prediction", "delays", "elapsed"}`` (delays in ms of audio read when each
     word was written; elapsed adds the computation time, simulstream's
-    computation-aware delay). ``name`` is the ``wav_name`` stem of the stream's metadata.
+    computation-aware delay). ``name`` is the ``wav_name`` stem of the stream's metadata;
+    the tokens of ``prediction`` join as ``target_lang`` is written (spaces or none).
 
     Deleted tokens (re-translation) are taken back from the words written so far, as
     simulstream's reader does. A line that is not JSON is an error naming it, except a
@@ -131,7 +133,7 @@ def read_metrics_log(path: str | Path) -> list[dict[str, Any]]:
     return [
         {
             "name": s["name"],
-            "prediction": " ".join(s["words"]),
+            "prediction": join_pieces(s["words"], target_lang),
             "delays": s["delays"],
             "elapsed": s["elapsed"],
         }
@@ -152,13 +154,13 @@ def is_metrics_log(path: str | Path) -> bool:
     )
 
 
-def as_hypotheses(path: str | Path, out_dir: str | Path) -> Path:
+def as_hypotheses(path: str | Path, out_dir: str | Path, target_lang: str | None = None) -> Path:
     """``path`` itself, or for a simulstream metrics log the long-form hypothesis JSONL
     (``{source, prediction, delays, elapsed}`` per stream, in ms) written to
     ``out_dir/hypotheses.jsonl``: how ``simulpo score`` scores a served run."""
     if not is_metrics_log(path):
         return Path(path)
-    streams = read_metrics_log(path)
+    streams = read_metrics_log(path, target_lang)
     if not streams:
         raise InputError(path, "a metrics log without any stream output")
     out = Path(out_dir) / "hypotheses.jsonl"

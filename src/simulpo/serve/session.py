@@ -30,7 +30,7 @@ from simulpo.errors import SimulpoError
 from simulpo.stream.episode import Episode
 from simulpo.stream.loop import StreamState
 from simulpo.stream.segmenter import Chunk, samples_to_ms
-from simulpo.stream.units import split_units
+from simulpo.stream.units import join_pieces, split_units
 
 #: the rate policies read (simulstream's too); other client rates are resampled to it
 SAMPLE_RATE = 16000
@@ -65,7 +65,8 @@ class Session:
     """Input buffering, chunking and output bookkeeping of one stream (no I/O here).
 
     ``mode`` is ``"speech"`` (binary PCM) or ``"text"`` (words); ``chunk_ms`` and
-    ``chunk_words`` are the policy's chunk sizes; ``unit`` the target unit.
+    ``chunk_words`` are the policy's chunk sizes; ``unit`` the target unit;
+    ``target_lang`` how pieces join (None: with spaces).
     """
 
     def __init__(
@@ -75,10 +76,12 @@ class Session:
         chunk_ms: float = 1120.0,
         chunk_words: int = 1,
         unit: str = "word",
+        target_lang: str | None = None,
     ) -> None:
         self.sid = sid
         self.mode = mode
         self.unit = unit
+        self.target_lang = target_lang
         self.step = math.ceil(chunk_ms / 1000 * SAMPLE_RATE) if mode == "speech" else chunk_words
         self.state = LiveState(Episode(sid, None, [], 0.0, unit=unit))
         self.sample_rate = SAMPLE_RATE
@@ -186,7 +189,7 @@ class Session:
         return {
             "new": piece,
             "deleted": "",
-            "tentative": tentative(self.state, self.unit),
+            "tentative": tentative(self.state, self.target_lang),
             "audio_ms" if self.mode == "speech" else "words": item.chunk.end,
             "compute_ms": round(compute_ms, 3),
             "latency_ms": round((time.perf_counter() - item.ready) * 1000, 3),
@@ -197,7 +200,7 @@ class Session:
         return split_units(piece, self.unit)
 
 
-def tentative(state: StreamState, unit: str) -> str:
+def tentative(state: StreamState, target_lang: str | None) -> str:
     """The latest hypothesis past the written text, for policies that keep one (local
     agreement keeps ``history``; the cascade keeps it in its open sentence's memory)."""
     memory = state.memory
@@ -210,4 +213,4 @@ def tentative(state: StreamState, unit: str) -> str:
     history = memory.get("history")
     if not history:
         return ""
-    return (" " if unit == "word" else "").join(history[-1][written:])
+    return join_pieces(history[-1][written:], target_lang)

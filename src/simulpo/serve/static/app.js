@@ -42,9 +42,9 @@ function onReply(reply) {
   if (reply.end_of_processing) { setState("done"); $("tentative").textContent = ""; finish(); return; }
   if (reply.new) {
     const committed = $("committed");
-    committed.textContent += (committed.textContent ? " " : "") + reply.new;
+    committed.textContent += (committed.textContent ? info.separator : "") + reply.new;
   }
-  $("tentative").textContent = reply.tentative ? " " + reply.tentative : "";
+  $("tentative").textContent = reply.tentative ? info.separator + reply.tentative : "";
   const read = reply.audio_ms !== undefined ? reply.audio_ms : reply.words;
   if (read !== undefined) {
     $("read").textContent = Math.round(read);
