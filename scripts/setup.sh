@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Sets up everything simulpo needs on a fresh Debian machine: system packages, then a
 # project virtualenv in .venv. `--test` adds the test tools and the SimulEval reference
-# scorer (installed without its dependencies: it pins an old tqdm).
+# scorer (installed without its dependencies: it pins an old tqdm). `--comet` makes COMET's
+# own environment, .venv-comet, for `simulpo score --comet-model` (--test makes it too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 with_tests=0
+with_comet=0
 for arg in "$@"; do
   case "$arg" in
-    --test) with_tests=1 ;;
-    *) echo "setup.sh: unknown option '$arg' (use --test)" >&2; exit 2 ;;
+    --test) with_tests=1; with_comet=1 ;;
+    --comet) with_comet=1 ;;
+    *) echo "setup.sh: unknown option '$arg' (use --test, --comet)" >&2; exit 2 ;;
   esac
 done
 
@@ -67,5 +70,15 @@ else
   # asr: faster-whisper for the cascaded speech baseline (simulpo eval --speech);
   # real: the gguf reader for `simulpo models install`
   "${pip[@]}" -e ".[asr,real]"
+fi
+if [ "$with_comet" -eq 1 ]; then
+  # unbabel-comet 2.2 needs numpy<2 and transformers<5, so it gets its own virtualenv, which
+  # `simulpo score --comet-model` runs its worker in. torch first and pinned (see above);
+  # setuptools<81 keeps pkg_resources, which COMET and its torchmetrics 0.10 import.
+  [ -x .venv-comet/bin/python ] || "$py" -m venv .venv-comet
+  comet_pip=(.venv-comet/bin/python -m pip install -q --disable-pip-version-check)
+  .venv-comet/bin/python -c 'import torch' 2>/dev/null || "${comet_pip[@]}" "torch==2.13.0"
+  "${comet_pip[@]}" "unbabel-comet==2.2.7" "setuptools>=70,<81"
+  echo "COMET's environment is set up in .venv-comet"
 fi
 echo "simulpo is set up in .venv"

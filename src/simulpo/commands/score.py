@@ -90,6 +90,31 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         action="store_true",
         help="characters as target units (spaces included), for zh/ja targets",
     )
+    neural = p.add_argument_group(
+        "neural quality (COMET / XCOMET from a local checkpoint, run in COMET's own "
+        "environment: bash scripts/setup.sh --comet)"
+    )
+    neural.add_argument(
+        "--comet-model",
+        metavar="PATH",
+        help="a COMET model folder (checkpoints/model.ckpt, hparams.yaml) or its model.ckpt: "
+        "adds COMET (XCOMET for an XCOMET model) beside BLEU; segment scores in comet.json",
+    )
+    neural.add_argument(
+        "--comet-python",
+        metavar="PATH",
+        help="the Python of COMET's environment (default: $SIMULPO_COMET_PYTHON, else "
+        ".venv-comet/bin/python here or in simulpo's checkout)",
+    )
+    neural.add_argument(
+        "--comet-sources",
+        metavar="FILE",
+        help="source sentences, one a line (per instance, or per segment in long form); "
+        "default: a text log's own sources, none for speech",
+    )
+    neural.add_argument(
+        "--comet-batch-size", type=int, default=16, metavar="N", help="COMET's batch size"
+    )
     add_unit_args(p)
     p.add_argument(
         "--eval-latency-unit",
@@ -101,8 +126,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
+    comet = _comet_model(args)
     if args.segments or args.references:
-        _longform(args)
+        _longform(args, comet)
         return
     for flag, value in (("--char-level", args.char_level), ("--lang", args.lang)):
         if value:
@@ -120,11 +146,33 @@ def run(args: argparse.Namespace) -> None:
         quality_metrics=args.quality_metrics,
         latency_metrics=args.latency_metrics,
         bleu_tokenize=args.sacrebleu_tokenizer,
+        comet=comet,
+        comet_sources=args.comet_sources,
     )
     print(format_scores_table(scores))
+    _print_comet(comet)
 
 
-def _longform(args: argparse.Namespace) -> None:
+def _comet_model(args: argparse.Namespace):
+    """The ``--comet-model`` checkpoint and its Python, checked before anything is scored."""
+    if args.comet_model is None:
+        for flag, value in (("--comet-python", args.comet_python),
+                            ("--comet-sources", args.comet_sources)):
+            if value:
+                raise SimulpoError(f"{flag} goes with --comet-model PATH")
+        return None
+    from simulpo.metrics.comet import CometModel
+
+    return CometModel.find(args.comet_model, args.comet_python, args.comet_batch_size)
+
+
+def _print_comet(comet) -> None:
+    if comet is not None:
+        print(f"COMET model: {comet.checkpoint} (segment scores in comet.json beside scores.json)")
+
+
+def _longform(args: argparse.Namespace, comet) -> None:
+    from simulpo.metrics.comet import RESULT_NAME
     from simulpo.metrics.longform import (
         RESEGMENTED_NAME,
         SCORES_NAME,
@@ -153,6 +201,8 @@ def _longform(args: argparse.Namespace) -> None:
         latency_metrics=args.latency_metrics,
         bleu_tokenize=args.sacrebleu_tokenizer,
         computation_aware=_CA[args.computation_aware],
+        comet=comet,
+        comet_sources=args.comet_sources,
     )
     print(format_scores_table(scores))
     if "LongYAAL" in scores:
@@ -163,4 +213,9 @@ def _longform(args: argparse.Namespace) -> None:
             f"IWSLT 2026 regime: {regime} latency (LongYAAL {yaal / 1000:.3f} s, "
             f"computation unaware: {bounds[regime]})"
         )
-    print(f"latencies in ms; wrote {out / SCORES_NAME} and {out / RESEGMENTED_NAME}")
+    neural = next((k for k in ("XCOMET", "COMET") if k in scores), None)
+    if neural is not None:
+        print(f"IWSLT 2026 quality: {neural} {scores[neural]:.4f} on the re-segmented sentences "
+              f"(model {comet.checkpoint})")
+    wrote = f"{out / SCORES_NAME}, {out / RESULT_NAME}" if comet else f"{out / SCORES_NAME}"
+    print(f"latencies in ms; wrote {wrote} and {out / RESEGMENTED_NAME}")

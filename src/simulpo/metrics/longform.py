@@ -39,7 +39,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
@@ -65,6 +65,9 @@ from simulpo.metrics.resegment import (
 )
 from simulpo.metrics.scores import select_metrics
 from simulpo.stream.units import check_unit
+
+if TYPE_CHECKING:
+    from simulpo.metrics.comet import CometModel
 
 __all__ = [
     "LONGFORM_METRICS",
@@ -783,11 +786,15 @@ def score_longform_files(
     latency_metrics: Sequence[str] | None = None,
     bleu_tokenize: str | None = None,
     computation_aware: bool | str = "auto",
+    comet: CometModel | None = None,
+    comet_sources: str | Path | None = None,
 ) -> dict[str, float]:
     """Score a long-form hypothesis file; write ``scores.json`` and the re-segmentation.
 
     The keyword arguments are :func:`score_longform`'s; every input is checked (file and
-    line named) before anything is scored.
+    line named) before anything is scored. ``comet`` adds COMET (XCOMET for an XCOMET
+    model) on OmniSTEval's pieces against the references, with ``comet_sources`` (one
+    source sentence per segment: the transcripts) when given, and writes ``comet.json``.
 
     ``output`` is a directory (default: the hypothesis file's). ``scores.json`` holds
     the scores (NaN as null); ``instances.resegmented.jsonl`` one line per reference
@@ -814,6 +821,15 @@ def score_longform_files(
         bleu_tokenize=bleu_tokenize, computation_aware=computation_aware,
     )
     out = Path(output) if output is not None else Path(hypotheses).parent
+    if comet is not None:
+        from simulpo.metrics.comet import RESULT_NAME, read_sources
+
+        sources = (None if comet_sources is None
+                   else read_sources(comet_sources, len(seg_list), "segments"))
+        quality = comet.score([p.prediction for p in result.soft],
+                              [s.reference for s in seg_list], sources)
+        quality.add_to(result.scores, select_metrics(quality_metrics, "quality"))
+        _write_text(out / RESULT_NAME, json.dumps(quality.as_json(), indent=2) + "\n")
     _write_text(
         out / SCORES_NAME,
         json.dumps({k: None if math.isnan(v) else v for k, v in result.scores.items()}, indent=2)

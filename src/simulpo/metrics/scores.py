@@ -17,7 +17,7 @@ import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from simulpo.metrics.latency import CA_SUFFIX, LATENCY_METRICS, latency_scores, 
 from simulpo.metrics.quality import corpus_bleu, corpus_chrf
 from simulpo.stream.instance_log import first_invalid, log_path, read_instances
 from simulpo.stream.units import check_unit, default_unit
+
+if TYPE_CHECKING:
+    from simulpo.metrics.comet import CometModel
 
 __all__ = [
     "DEFAULT_LATENCY_METRICS",
@@ -256,12 +259,17 @@ def score_path(
     quality_metrics: Sequence[str] | None = None,
     latency_metrics: Sequence[str] | None = None,
     bleu_tokenize: str | None = None,
+    comet: CometModel | None = None,
+    comet_sources: str | Path | None = None,
 ) -> dict[str, float]:
     """Score an ``instances.log`` (or its directory) and write ``scores.json``.
 
     The scores go next to the log, or to ``output`` (a file, or a directory to put
     ``scores.json`` in); the dict is returned. NaN (no instance had any delay) is written
     as ``null``. The log is checked once, as it is read (errors name its file and line).
+    ``comet`` adds COMET (or XCOMET) after the quality metrics and writes its segment
+    scores to ``comet.json`` beside ``scores.json``; its sources are ``comet_sources``
+    (one line per instance), else the log's own for a text log, else none.
     """
     unit = check_unit(latency_unit or default_unit(target_lang))
     select_metrics(quality_metrics, "quality")  # a bad name fails before the log is read
@@ -285,6 +293,19 @@ def score_path(
         out = Path(output)
         is_dir = out.is_dir() or str(output).endswith((os.sep, "/"))
         target = out / SCORES_NAME if is_dir else out
+    if comet is not None:
+        from simulpo.metrics.comet import RESULT_NAME, read_sources
+
+        if comet_sources is not None:
+            sources = read_sources(comet_sources, len(records), "instances")
+        elif (source_type if source_type != "auto" else detect_source_type(records)) == "text":
+            sources = [r["source"] for r in records]
+        else:
+            sources = None
+        result = comet.score([r["prediction"] for r in records],
+                             [r["reference"] for r in records], sources)
+        result.add_to(scores, select_metrics(quality_metrics, "quality"))
+        _write_json(target.parent / RESULT_NAME, result.as_json())
     _write_json(target, {k: None if math.isnan(v) else v for k, v in scores.items()})
     return scores
 
