@@ -9,6 +9,8 @@ from simulpo.config import load_config
 from simulpo.eval.report import read_report
 from simulpo.eval.testset import load_test_set
 from simulpo.io import read_lines, read_text, remove_partial_writes
+from simulpo.metrics.longform import read_references, read_segments, score_longform_files
+from simulpo.serve.client import source_frames
 from simulpo.train.sft import SFTConfig, load_dialogues
 
 BOM = codecs.BOM_UTF8
@@ -35,6 +37,35 @@ def test_json_and_yaml_readers_take_a_byte_order_mark(tmp_path):
     recipe = tmp_path / "sft.yaml"
     recipe.write_bytes(BOM + b"epochs: 3\n")
     assert load_config(SFTConfig, recipe).epochs == 3
+
+
+def test_long_form_readers_and_the_client_take_a_byte_order_mark(tmp_path):
+    refs, yaml_segs, json_segs = tmp_path / "ref.txt", tmp_path / "s.yaml", tmp_path / "s.json"
+    refs.write_bytes(BOM + b"the cat sat on the mat\nthe dog ran home\n")
+    yaml_segs.write_bytes(BOM + b"- {wav: talk.wav, offset: 1.0, duration: 2.0}\n"
+                          b"- {wav: talk.wav, offset: 4.0, duration: 1.0}\n")  # fmt: skip
+    segments = [{"wav": "talk.wav", "offset": 1.0, "duration": 2.0},
+                {"wav": "talk.wav", "offset": 4.0, "duration": 1.0}]  # fmt: skip
+    json_segs.write_bytes(BOM + json.dumps(segments).encode())
+    assert read_references(refs) == ["the cat sat on the mat", "the dog ran home"]
+    assert read_segments(yaml_segs) == read_segments(json_segs) == segments
+    # scored as the same files without the marks are
+    words = "the cat sat on the mat the dog ran away"
+    line = {"source": "talk.wav", "prediction": words, "delays": [1500 + 300 * i for i in range(10)]}
+    for name, mark in (("bom", BOM), ("plain", b"")):
+        (tmp_path / name).mkdir()
+        for path in (refs, yaml_segs):
+            (tmp_path / name / path.name).write_bytes(mark + path.read_bytes().removeprefix(BOM))
+        (tmp_path / name / "hyp.jsonl").write_bytes(mark + json.dumps(line).encode() + b"\n")
+    bom, plain = (
+        score_longform_files(*(tmp_path / name / f for f in ("hyp.jsonl", "s.yaml", "ref.txt")))
+        for name in ("bom", "plain")
+    )
+    assert bom == plain and 0 < plain["BLEU"] < 100
+    text = tmp_path / "talk.txt"
+    text.write_bytes(BOM + b"the dog sees\n")
+    _, frames, _ = source_frames(text, 100)
+    assert frames == [{"text": "the"}, {"text": "dog"}, {"text": "sees"}]
 
 
 def test_leftovers_of_killed_writes_are_removed_and_a_set_aside_version_put_back(tmp_path):

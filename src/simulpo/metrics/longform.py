@@ -45,6 +45,7 @@ import numpy as np
 import yaml
 
 from simulpo.errors import InputError, SimulpoError
+from simulpo.io import read_lines, read_text
 from simulpo.metrics.latency import (
     CA_SUFFIX,
     average_lagging,
@@ -153,7 +154,7 @@ def read_segments(path: str | Path) -> list[dict[str, Any]]:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path)
     except (OSError, UnicodeDecodeError) as err:
         raise InputError(path, f"cannot read the segment file ({err})") from None
     try:
@@ -233,12 +234,7 @@ def _recording_name(name: str) -> str:
 
 def read_references(path: str | Path) -> list[str]:
     """One reference sentence per line, stripped."""
-    path = Path(path)
-    try:
-        with path.open(encoding="utf-8") as f:
-            return [line.strip() for line in f]
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(path, f"cannot read the references ({err})") from None
+    return [line.strip() for line in read_lines(path)]
 
 
 def read_hypotheses(path: str | Path, unit: str = "word") -> dict[str, Recording]:
@@ -448,7 +444,7 @@ def match_inputs(
 def _segment_line(path: str | Path, k: int) -> int | None:
     """The line of segment ``k`` in the segment file, when it is a readable file."""
     try:
-        return _yaml_item_line(Path(path).read_text(encoding="utf-8"), k)
+        return _yaml_item_line(read_text(path), k)
     except (OSError, UnicodeDecodeError):
         return None
 

@@ -15,13 +15,14 @@ import numpy as np
 import soundfile as sf
 
 from simulpo.errors import SimulpoError
+from simulpo.io import read_text
 from simulpo.stream.units import piece_separator
 
 
 def source_frames(path: Path, frame_ms: float) -> tuple[dict[str, Any], list[bytes | dict], float]:
     """The config frame, the data frames and the seconds each frame spans (0 for text)."""
     if path.suffix.lower() == ".txt":
-        words = path.read_text(encoding="utf-8").split()
+        words = read_text(path).split()
         return {"metrics_metadata": {"wav_name": str(path)}}, [{"text": w} for w in words], 0.0
     try:
         audio, rate = sf.read(str(path), dtype="int16", always_2d=True)
