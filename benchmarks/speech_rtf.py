@@ -20,7 +20,10 @@ rest of the translation (up to ``--final-tokens``); the totals count it. The enc
 the packaged Whisper tiny.en unless ``--encoder`` says otherwise (``random``: a 1-layer
 random Whisper, to time the LM alone). "max lag" is the largest delay of a turn's output
 behind the end of its audio on the real-time (queue) clock: it stays near one turn's
-compute while RTF < 1.
+compute while RTF < 1. "held KB/s" is what the episode's state gains per second of audio
+after minute 1 (:func:`~simulpo.stream.footprint.held_bytes`: the record, the cache, the
+source read), "RSS +MB" the process's resident memory gained over the stream;
+``--record-speech`` keeps every turn's encoder frames in the record, as RL rollouts do.
 
     .venv/bin/python benchmarks/speech_rtf.py [--minutes 5] [--model DIR] [--device cuda] [--json]
 """
@@ -30,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import sys
 import tempfile
@@ -41,6 +45,7 @@ import torch
 
 from simulpo.models.speech_encoder import SAMPLE_RATE, SpeechEncoder
 from simulpo.policies.build import PolicySpec, build_policy
+from simulpo.stream.footprint import held_bytes
 from simulpo.stream.loop import run_stream
 from simulpo.stream.segmenter import FixedMilliseconds
 
@@ -153,6 +158,8 @@ class Probe:
                 "encoder_s": self._encoder_s,
                 "cache_tokens": tokens,
                 "kv_bytes": kv_bytes,
+                # what the episode keeps (record, cache, source read), weighed outside the timing
+                "held_bytes": held_bytes(state),
             }
         )
         return pieces
@@ -165,11 +172,13 @@ def sync(device: str) -> None:
 
 def stream(policy, audio: np.ndarray, turn_ms: float, device: str) -> tuple[Probe, dict]:
     probe = Probe(policy, device)
+    rss = resident_bytes()
     start = time.perf_counter()
     (episode,) = run_stream(
         [audio], probe, FixedMilliseconds(turn_ms), progress=False, clock="queue"
     )
     wall = time.perf_counter() - start
+    rss = resident_bytes() - rss
     rec = episode.memory["dialogue"]
     # The queue clock per turn (what evaluate_longform's elapsed times follow): a turn
     # starts when its audio is in and the previous turn is done; lag = output time - audio end.
@@ -183,7 +192,26 @@ def stream(policy, audio: np.ndarray, turn_ms: float, device: str) -> tuple[Prob
         "dialogue_tokens": len(rec.token_ids),
         "written_tokens": sum(rec.policy_mask),
         "max_lag_ms": max(lag, default=0.0),
+        "held_kb_per_s": held_growth(probe.turns),
+        "rss_growth_mb": rss / 2**20,
     }
+
+
+def held_growth(turns: list[dict]) -> float:
+    """KB the episode gains per second of audio, from minute 1 to the turn before the last
+    (which drops the cache and writes the rest)."""
+    first = next((t for t in turns if t["end_ms"] >= 60000), turns[0])
+    last = turns[-2] if len(turns) > 1 else turns[-1]
+    span = (last["end_ms"] - first["end_ms"]) / 1000
+    return (last["held_bytes"] - first["held_bytes"]) / 1000 / span if span > 0 else 0.0
+
+
+def resident_bytes() -> int:
+    """The process's resident memory (Linux; 0 elsewhere)."""
+    try:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def per_minute(turns: list[dict], audio_s: float) -> list[dict]:
@@ -226,6 +254,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--dtype", help="LM dtype (float32, bfloat16; default the checkpoint's)")
     ap.add_argument("--threads", type=int, default=1, help="CPU threads (torch.set_num_threads)")
+    ap.add_argument(
+        "--record-speech", action="store_true", help="keep each turn's frames (as RL does)"
+    )
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     args = ap.parse_args(argv)
 
@@ -242,7 +273,7 @@ def main(argv=None) -> dict:
                 kind="llm", speech=True, model=model_dir, chunk_ms=args.chunk_ms,
                 context_ms=args.context_ms, max_piece_tokens=args.piece_tokens,
                 max_new_tokens=args.final_tokens, cache_window=window, precomputed=False,
-                dtype=args.dtype, device=args.device,
+                record_speech=args.record_speech, dtype=args.dtype, device=args.device,
             ), encoder=encoder)  # fmt: skip
 
         runs = {"bounded": policy(args.window), "unbounded": policy(None)}
@@ -259,6 +290,7 @@ def main(argv=None) -> dict:
         "turn_ms": turn_ms,
         "window": args.window,
         "piece_tokens": args.piece_tokens,
+        "record_speech": args.record_speech,
     }
     for label, pol in runs.items():
         stream(pol, recording(20, seed=1), turn_ms, args.device)  # warm-up
@@ -284,6 +316,7 @@ def print_tables(r: dict) -> None:
         f"{r['model']}: {r['parameters'] / 1e6:.1f}M parameters on {r['device']}, "
         f"{r['threads']} thread(s); encoder {r['encoder']}; {r['minutes']:g} min of audio in "
         f"{r['turn_ms']:g} ms turns, {r['piece_tokens']} tokens a piece; window {r['window']}"
+        + ("; frames recorded" if r["record_speech"] else "")
     )
     b, u = r["bounded"], r["unbounded"]
     print(
@@ -298,12 +331,13 @@ def print_tables(r: dict) -> None:
         )
     print(
         f"\n{'':>9} {'RTF':>7} {'peak cache tok':>15} {'peak KV MB':>11} {'dialogue tok':>13} "
-        f"{'turns':>6} {'max lag ms':>11}"
+        f"{'turns':>6} {'max lag ms':>11} {'held KB/s':>10} {'RSS +MB':>8}"
     )
     for label, x in (("bounded", b), ("unbounded", u)):
         print(
             f"{label:>9} {x['rtf']:>7.4f} {x['peak_cache_tokens']:>15} {x['peak_kv_mb']:>11.2f} "
-            f"{x['dialogue_tokens']:>13} {x['turns']:>6} {x['max_lag_ms']:>11.0f}"
+            f"{x['dialogue_tokens']:>13} {x['turns']:>6} {x['max_lag_ms']:>11.0f} "
+            f"{x['held_kb_per_s']:>10.1f} {x['rss_growth_mb']:>8.1f}"
         )
     first, last = b["minutes"][0]["rtf"], b["minutes"][-1]["rtf"]
     ufirst, ulast = u["minutes"][0]["rtf"], u["minutes"][-1]["rtf"]

@@ -4,7 +4,9 @@ The policy is built as the CLI builds it (:func:`speech_llm_policy` on a saved t
 model, online encoding) and reads one recording of 10 minutes (noise and tones, 16 kHz) in
 1120 ms chunks: 536 turns, a dialogue of some 20,000 tokens. With ``cache_window`` the KV
 cache never holds more than the window, its buffers never grow, no position reaches the
-window, and a turn costs as much at minute 10 as at minute 1.
+window, and a turn costs as much at minute 10 as at minute 1. Built so (for evaluation and
+serving) its record keeps no encoder frames, so the episode's memory grows by a few KB per
+second of audio, not by the frames' 77 KB (Whisper tiny.en's 384-dim frames).
 """
 
 import copy
@@ -13,13 +15,16 @@ import time
 
 import numpy as np
 import pytest
-from tiny_lm import tiny_speech_parts
+import torch
+from tiny_lm import tiny_speech_parts, tiny_whisper_config
 
 from simulpo.errors import ConfigError, SimulpoError
 from simulpo.models.lm import save_model
-from simulpo.models.projector import SpeechLM
-from simulpo.models.speech_encoder import ChunkSpec
+from simulpo.models.projector import ProjectorConfig, SpeechLM, SpeechProjector
+from simulpo.models.speech_encoder import ChunkSpec, SpeechEncoder
+from simulpo.policies.build import PolicySpec, build_policy
 from simulpo.policies.speech_llm import speech_llm_policy
+from simulpo.stream.footprint import held_bytes
 from simulpo.stream.loop import run_stream
 from simulpo.stream.segmenter import FixedMilliseconds
 
@@ -90,7 +95,8 @@ def test_ten_minutes_of_speech_stream_through_a_bounded_cache(saved):
     )
     rec = episode.memory["dialogue"]
     turns = len(episode.chunks)
-    assert turns == math.ceil(600_000 / SPEC.chunk_ms) == len(rec.speech) == len(probe.seconds)
+    assert turns == math.ceil(600_000 / SPEC.chunk_ms) == len(probe.seconds)
+    assert rec.speech == []  # built for evaluation: the record keeps no encoder frames
 
     # The cache: never more than the window, in buffers allocated once at the window's size
     # (K and V, 2 layers, 2 KV heads, head dim 8, float32), the same at minute 10 as at 1.
@@ -142,3 +148,62 @@ def test_builder_checks_the_model_dir_encoder_and_window(saved, tmp_path):
     other.dim = 24
     with pytest.raises(ConfigError, match="takes 16-dim encoder frames but the encoder"):
         speech_llm_policy(path, other, SPEC)
+
+
+@pytest.fixture(scope="module")
+def saved_384(one_thread, tmp_path_factory):
+    """The tiny speech model with a 384-dim encoder (the frame size of Whisper tiny.en)."""
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+    lm, tokenizer, _, _, speech_id = tiny_speech_parts()
+    config = tiny_whisper_config()
+    config.d_model = 384
+    torch.manual_seed(0)
+    encoder = SpeechEncoder(WhisperEncoder(config), name="tiny-384")
+    projector = SpeechProjector(ProjectorConfig(384, 32, stack=4), seed=1).eval()
+    path = tmp_path_factory.mktemp("speech384") / "model"
+    SpeechLM(lm, projector, speech_id).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path, encoder
+
+
+#: bytes an evaluated episode may gain per second of audio (its tokens, log-probs, pieces)
+BOUND = 8_000
+
+
+def bytes_per_second(policy, minutes: float = 2) -> float:
+    """Bytes the one episode's state gains per second of audio, turn 10 to the turn before
+    the last (which drops the cache and writes the rest)."""
+    weights = []
+
+    class Weigh:
+        name = policy.name
+
+        def act(self, states):
+            pieces = policy.act(states)
+            weights.append((states[0].delay, held_bytes(states[0])))
+            return pieces
+
+    run_stream([recording(minutes)], Weigh(), FixedMilliseconds(SPEC.chunk_ms), progress=False)
+    (ms0, b0), (ms1, b1) = weights[10], weights[-2]
+    return (b1 - b0) / ((ms1 - ms0) / 1000)
+
+
+def test_an_evaluated_stream_grows_by_a_few_kb_a_second(saved_384):
+    path, encoder = saved_384
+    spec = PolicySpec(kind="llm", speech=True, model=path, chunk_ms=SPEC.chunk_ms,
+                      context_ms=SPEC.context_ms, max_piece_tokens=4, max_new_tokens=8,
+                      cache_window=WINDOW)  # fmt: skip
+    policy = build_policy(spec, encoder=encoder)  # as `simulpo eval` and `simulpo serve` do
+    assert 0 < bytes_per_second(policy) < BOUND
+
+
+def test_recording_the_frames_for_rl_grows_by_the_frames(saved_384):
+    """What every speech policy did before (here encoding online, as evaluation does): 56
+    frames a 1120 ms turn, 384 float32 each, are 76,800 bytes a second of audio on top
+    (the bound above would catch it)."""
+    path, encoder = saved_384
+    policy = speech_llm_policy(path, encoder, SPEC, max_piece_tokens=4, max_final_tokens=8,
+                               cache_window=WINDOW, precomputed=False,
+                               record_speech=True)  # fmt: skip
+    assert bytes_per_second(policy) > 76_800

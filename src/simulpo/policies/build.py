@@ -52,6 +52,9 @@ class PolicySpec:
     #: each turn encodes only the audio read so far (False; timing-faithful) or each
     #: source is encoded once at its first turn (True; fastest for RL)
     precomputed: bool = False
+    #: a speech LLM keeps each turn's encoder frames in its record: RL re-scores them;
+    #: evaluation and serving do not, and without them a long stream's memory stays flat
+    record_speech: bool = False
     #: LLM decoding: greedy, or sampling (RL rollouts) with these, seeded
     do_sample: bool = False
     temperature: float = 1.0
@@ -152,6 +155,7 @@ def _llm_options(spec: PolicySpec) -> dict[str, Any]:
         "max_piece_tokens": spec.max_piece_tokens,
         "max_final_tokens": spec.max_new_tokens,
         "cache_window": spec.cache_window,
+        "record_speech": spec.record_speech,
         "name": spec.name or "llm",
     }
 
@@ -185,6 +189,7 @@ def _speech_llm(spec: PolicySpec, encoder):
             max_final_tokens=spec.max_new_tokens,
             cache_window=window or None,
             precomputed=spec.precomputed,
+            record_speech=spec.record_speech,
             name=spec.name or "llm",
             dtype=spec.dtype,
             device=spec.device,

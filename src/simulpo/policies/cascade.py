@@ -75,6 +75,9 @@ class Cascade:
     ``state.memory["transcript"]`` keeps the committed words of each episode.
     """
 
+    #: a turn reads its new chunk alone (the recognizer keeps its own bounded buffer)
+    lookback = 0
+
     def __init__(
         self,
         transcriber: Transcriber,

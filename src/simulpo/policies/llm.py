@@ -44,8 +44,11 @@ Speech (``speech``, a :class:`~simulpo.policies.speech_front.SpeechFrontEnd`): t
 sources are audio, and each user turn is the new chunk's placeholder tokens (one per
 speech embedding) rendered through the same template; the prefill of a turn's new tokens
 feeds the projected encoder frames in their place (``generate``'s ``embed``). The cache,
-decoding and records are those of text; ``DialogueRecord.speech`` keeps each turn's
-encoder frames so a trainer can rebuild the same inputs.
+decoding and records are those of text; with ``record_speech`` (the default)
+``DialogueRecord.speech`` keeps each turn's encoder frames so a trainer can rebuild the
+same inputs. Evaluation and serving never read them again and turn it off: the frames
+(Whisper tiny.en's, 384 floats every 20 ms: about 75 KB per second of audio) would
+otherwise make an unbounded stream's memory grow with it.
 """
 
 from __future__ import annotations
@@ -87,8 +90,8 @@ class DialogueRecord(Transcript):
     #: ``evicted[t]``: tokens after the system prompt that were out of the cache (dropped
     #: by ``cache_window``) when piece ``t`` was written; all 0 without a window
     evicted: list[int] = field(default_factory=list)
-    #: speech policies: the encoder frames ``[n, dim]`` of each user turn, in order (their
-    #: projections sit at the turn's placeholder tokens)
+    #: speech policies with ``record_speech``: the encoder frames ``[n, dim]`` of each user
+    #: turn, in order (their projections sit at the turn's placeholder tokens); else empty
     speech: list[torch.Tensor] = field(default_factory=list)
 
 
@@ -101,7 +104,9 @@ class LLMPolicy:
     ``top_p`` samples (reproducibly with ``seed``); otherwise decoding is greedy.
     ``cache_window`` bounds each episode's cache to that many tokens (module docstring);
     None keeps the whole dialogue, which is right for sentences. ``speech`` makes it a
-    speech policy (module docstring): sources are audio, turns carry speech embeddings.
+    speech policy (module docstring): sources are audio, turns carry speech embeddings;
+    ``record_speech`` keeps each turn's encoder frames in the record (RL needs them, to
+    re-score the episode; evaluation and serving do not).
     """
 
     def __init__(
@@ -118,6 +123,7 @@ class LLMPolicy:
         name: str = "llm",
         cache_window: int | None = None,
         speech: SpeechFrontEnd | None = None,
+        record_speech: bool = True,
     ) -> None:
         if max_piece_tokens < 1 or max_final_tokens < 1:
             raise ConfigError(
@@ -146,12 +152,20 @@ class LLMPolicy:
         self.sampler = Sampler(do_sample, temperature, top_p, generator)
         self.stop_ids = self.chat.stop_ids(model)
         self.speech = speech
+        self.record_speech = record_speech
         self.speech_id = speech_token_id(tokenizer) if speech is not None else None
         if self.speech_id is not None:
             # A sampled placeholder ends the piece like a bare EOS (dropped, the turn closed
             # by the policy): written into the dialogue, it would be replaced by speech
             # frames when RL rebuilds the inputs, and the rollout could not be recomputed.
             self.stop_ids = self.stop_ids | {self.speech_id}
+
+    @property
+    def lookback(self) -> int:
+        """Source elements before its new chunk that a turn reads (a live stream keeps only
+        those): a speech turn encodes its chunk with the encoder's left context, a text turn
+        reads its chunk alone."""
+        return 0 if self.speech is None else self.speech.lookback
 
     def act(self, states: Sequence[StreamState]) -> list[str]:
         if not states:
@@ -164,8 +178,9 @@ class LLMPolicy:
             turns = [self.speech.turn(s) for s in states]
             new_tokens = [self._open_turn(rec, text) for rec, (text, _) in zip(records, turns)]
             frames = [[f] for _, f in turns]
-            for rec, (_, f) in zip(records, turns):
-                rec.speech.append(f)
+            if self.record_speech:
+                for rec, (_, f) in zip(records, turns):
+                    rec.speech.append(f)
 
             def embed(ids: torch.Tensor) -> torch.Tensor:
                 return speech_inputs_embeds(

@@ -53,6 +53,11 @@ class SpeechFrontEnd:
         self._sources: OrderedDict[str, torch.Tensor] = OrderedDict()  # recent sources' frames
         self._cached_sources = cached_sources
 
+    @property
+    def lookback(self) -> int:
+        """Samples before a chunk that its online encoding reads: the left context."""
+        return self.spec.context_ms * SAMPLE_RATE // 1000
+
     def turn(self, state: StreamState) -> tuple[str, torch.Tensor]:
         """The user turn's content (placeholders) and the new chunk's encoder frames."""
         frames = self.chunk_frames(state)
@@ -66,8 +71,7 @@ class SpeechFrontEnd:
         start = round(start_ms * SAMPLE_RATE / 1000)
         if self.precomputed and start % (self.spec.chunk_ms * SAMPLE_RATE // 1000) == 0:
             return chunk_rows(self._source_frames(state), start_ms, end_ms)
-        context = self.spec.context_ms * SAMPLE_RATE // 1000
-        begin = max(0, start - context)
+        begin = max(0, start - self.lookback)
         audio = _tail(state.source_read, round(end_ms * SAMPLE_RATE / 1000) - begin)
         return self.encoder.encode_chunks(audio, self.spec, start - begin)
 

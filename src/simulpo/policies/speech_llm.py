@@ -48,6 +48,7 @@ def speech_llm_policy(
     max_final_tokens: int = 160,
     cache_window: int | None = None,
     precomputed: bool = True,
+    record_speech: bool = False,
     name: str = "llm",
     dtype: str | None = None,
     device: str | torch.device | None = None,
@@ -60,7 +61,9 @@ def speech_llm_policy(
     checked). ``spec``: the encoder chunking (default ``ChunkSpec()``: 1120 ms chunks,
     2000 ms of left context). ``max_piece_tokens`` caps a piece before the source ends,
     ``max_final_tokens`` the last one. ``cache_window``: None keeps the whole dialogue in
-    the cache, N bounds it to N tokens. ``dtype`` ("bfloat16", ...) loads the LM in
+    the cache, N bounds it to N tokens. ``record_speech`` keeps each turn's encoder
+    frames in the episode's record (RL's rollouts need them; this policy, built for
+    evaluation and serving, drops them by default). ``dtype`` ("bfloat16", ...) loads the LM in
     another dtype than its checkpoint's; ``device`` moves the LM and projector there (the
     encoder runs on the CPU).
     """
@@ -100,6 +103,7 @@ def speech_llm_policy(
         max_final_tokens=max_final_tokens,
         cache_window=cache_window,
         speech=front,
+        record_speech=record_speech,
         name=name,
     )
 

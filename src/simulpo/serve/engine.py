@@ -8,7 +8,9 @@ so an LLM policy decodes the sessions in one batched ``generate`` (each with its
 cache row, bounded by the policy's ``cache_window``) whatever turn each is at. A session
 never has two chunks in one step: its turns stay in order. The elapsed time of a piece is
 its delay plus the wall time from its chunk being ready to the piece being written (the
-delay the server adds: waiting for the step, then computing it).
+delay the server adds: waiting for the step, then computing it). After its turn a
+session lets go of the source its policy will not read again (the policy's ``lookback``,
+:class:`~simulpo.stream.loop.Policy`), so a session's memory does not grow with its audio.
 
 Results go back to the asyncio side through ``deliver(session, reply)``, called on the
 engine thread (the server wraps it in ``call_soon_threadsafe``). A failing ``act``
@@ -106,7 +108,9 @@ class Engine:
             return
         self.steps += 1
         self.turns += len(batch)
+        lookback = getattr(self.policy, "lookback", None)
         for session, item in zip(batch, items):
+            session.forget(lookback)
             piece = session.state.episode.pieces[-1]
             if self.metrics is not None:
                 self.metrics.chunk(session, item, clock.share / 1000, session.tokens(piece))

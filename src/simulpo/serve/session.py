@@ -182,6 +182,23 @@ class Session:
         self.pending.append(item)
         return item
 
+    def forget(self, lookback: int | None) -> None:
+        """Let go of the source the policy will not read again, after a turn: the content
+        of the chunk just read (the episode keeps its end) and all of the source read but
+        the pieces holding its last ``lookback`` elements (None: the policy re-reads it
+        all). An unbounded stream then holds a bounded tail of its audio, not all of it."""
+        chunks = self.state.episode.chunks
+        if lookback is None or not chunks:
+            return
+        # a copy: an empty view would keep the audio it views
+        chunks[-1] = Chunk(chunks[-1].content[:0].copy(), chunks[-1].end)
+        read, kept = self.state.source_read, 0
+        for i in range(len(read) - 1, -1, -1):
+            if kept >= lookback:
+                del read[: i + 1]
+                return
+            kept += len(read[i])
+
     # ----------------------------------------------------------------- output
 
     def reply(self, piece: str, item: Pending, compute_ms: float) -> dict[str, Any]:

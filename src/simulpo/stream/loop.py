@@ -66,7 +66,13 @@ CLOCKS = ("cumulative", "queue")
 
 
 class Policy(Protocol):
-    """Anything that, given the states of live episodes, writes one piece per episode."""
+    """Anything that, given the states of live episodes, writes one piece per episode.
+
+    A policy may also say how much of the source it reads back: ``lookback``, the number
+    of source elements (words, or audio samples) before its new chunk that a turn reads
+    from ``state.source_read``. A live stream (the server) then keeps only those; without
+    it, the whole source read so far is kept (the schedules re-read it).
+    """
 
     name: str
 

@@ -291,6 +291,7 @@ def _policy(model, tokenizer, config: RLConfig, speech, **sampling) -> LLMPolicy
         max_piece_tokens=config.max_piece_tokens,
         max_new_tokens=config.max_final_tokens,
         cache_window=config.cache_window,
+        record_speech=True,  # the update re-scores each turn's frames
         **sampling,
     )
     return build_policy(spec, model=language_model(model), tokenizer=tokenizer, front=speech)

@@ -71,6 +71,8 @@ def sample_groups(
         raise ValueError(f"group_size must be at least 1, got {group_size}")
     if len(references) != len(sources):
         raise ValueError(f"{len(sources)} sources but {len(references)} references")
+    if policy.speech is not None and not policy.record_speech:
+        raise ValueError("speech rollouts need the policy's record_speech=True (the frames)")
     repeated = [s for s in sources for _ in range(group_size)]
     refs = [r for r in references for _ in range(group_size)]
     episodes = run_stream(
