@@ -9,6 +9,7 @@ from simulpo.config import load_config
 from simulpo.eval.report import read_report
 from simulpo.eval.testset import load_test_set
 from simulpo.io import read_lines, read_text, remove_partial_writes
+from simulpo.metrics.comet import read_sources
 from simulpo.metrics.longform import read_references, read_segments, score_longform_files
 from simulpo.serve.client import source_frames
 from simulpo.train.sft import SFTConfig, load_dialogues
@@ -48,10 +49,11 @@ def test_long_form_readers_and_the_client_take_a_byte_order_mark(tmp_path):
                 {"wav": "talk.wav", "offset": 4.0, "duration": 1.0}]  # fmt: skip
     json_segs.write_bytes(BOM + json.dumps(segments).encode())
     assert read_references(refs) == ["the cat sat on the mat", "the dog ran home"]
+    assert read_sources(refs, 2, "segments") == read_references(refs)  # COMET's sources
     assert read_segments(yaml_segs) == read_segments(json_segs) == segments
     # scored as the same files without the marks are
     words = "the cat sat on the mat the dog ran away"
-    line = {"source": "talk.wav", "prediction": words, "delays": [1500 + 300 * i for i in range(10)]}
+    line = {"source": "talk.wav", "prediction": words, "delays": [1500 + 300 * i for i in range(10)]}  # fmt: skip
     for name, mark in (("bom", BOM), ("plain", b"")):
         (tmp_path / name).mkdir()
         for path in (refs, yaml_segs):

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from simulpo.errors import SimulpoError
+from simulpo.io import read_lines
 
 __all__ = ["RESULT_NAME", "CometModel", "CometResult", "checkpoint_file", "comet_python", "read_sources"]
 
@@ -98,10 +99,7 @@ def checkpoint_file(path: str | Path) -> Path:
 
 def read_sources(path: str | Path, n: int, what: str) -> list[str]:
     """The source sentences of ``path``, one a line, which must be ``n`` (one per ``what``)."""
-    try:
-        lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
-    except OSError as err:
-        raise SimulpoError(f"cannot read the COMET sources {path}: {err.strerror}") from None
+    lines = read_lines(path)  # no byte-order mark; bad UTF-8 named by line
     if len(lines) != n:
         raise SimulpoError(f"{path}: {len(lines)} source sentences for {n} {what}; "
                            "give one a line")
