@@ -59,6 +59,14 @@ def speech_rollouts(parts, temperature=0.7, group_size=3):
     return sample_groups(policy, sources, ["A B", "C D", "E"], FixedMilliseconds(240), group_size)
 
 
+def test_speech_rollouts_refuse_a_policy_that_drops_the_frames(parts):
+    lm, tokenizer, encoder, projector, _ = parts
+    front = SpeechFrontEnd(encoder, projector, SPEC)
+    policy = LLMPolicy(lm, tokenizer, speech=front, record_speech=False)  # eval's policy
+    with pytest.raises(ValueError, match="record_speech=True"):
+        sample_groups(policy, [audio(0.5, 0)], ["A"], FixedMilliseconds(240), 2)
+
+
 def test_speech_rollouts_carry_each_turns_frames(parts):
     _, tokenizer, encoder, projector, speech_id = parts
     rollouts = speech_rollouts(parts)

@@ -47,7 +47,7 @@ feeds the projected encoder frames in their place (``generate``'s ``embed``). Th
 decoding and records are those of text; with ``record_speech`` (the default)
 ``DialogueRecord.speech`` keeps each turn's encoder frames so a trainer can rebuild the
 same inputs. Evaluation and serving never read them again and turn it off: the frames
-(Whisper tiny.en's, 384 floats every 20 ms: about 75 KB per second of audio) would
+(Whisper tiny.en's, 384 float32 every 20 ms: 76.8 KB per second of audio) would
 otherwise make an unbounded stream's memory grow with it.
 """
 

@@ -63,9 +63,9 @@ def speech_llm_policy(
     ``max_final_tokens`` the last one. ``cache_window``: None keeps the whole dialogue in
     the cache, N bounds it to N tokens. ``record_speech`` keeps each turn's encoder
     frames in the episode's record (RL's rollouts need them; this policy, built for
-    evaluation and serving, drops them by default). ``dtype`` ("bfloat16", ...) loads the LM in
-    another dtype than its checkpoint's; ``device`` moves the LM and projector there (the
-    encoder runs on the CPU).
+    evaluation and serving, drops them by default). ``dtype`` ("bfloat16", ...) loads the
+    LM in another dtype than its checkpoint's; ``device`` moves the LM and projector there
+    (the encoder runs on the CPU).
     """
     model_dir = Path(model_dir)
     check_causal_lm_dir(model_dir)  # a missing or non-LM directory: say so before loading
