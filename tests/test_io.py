@@ -12,6 +12,7 @@ from simulpo.io import read_lines, read_text, remove_partial_writes
 from simulpo.metrics.comet import read_sources
 from simulpo.metrics.longform import read_references, read_segments, score_longform_files
 from simulpo.serve.client import source_frames
+from simulpo.serve.metrics_log import is_metrics_log, read_metrics_log
 from simulpo.train.sft import SFTConfig, load_dialogues
 
 BOM = codecs.BOM_UTF8
@@ -64,6 +65,15 @@ def test_long_form_readers_and_the_client_take_a_byte_order_mark(tmp_path):
         for name in ("bom", "plain")
     )
     assert bom == plain and 0 < plain["BLEU"] < 100
+    log = tmp_path / "metrics.jsonl"
+    records = [{"id": 0, "metadata": {"wav_name": "talk.wav"}},
+               {"id": 0, "generated_tokens": ["the", "cat"], "deleted_tokens": [],
+                "total_audio_processed": 1.5, "computation_time": 0.25}]  # fmt: skip
+    log.write_bytes(BOM + "".join(json.dumps(r) + "\n" for r in records).encode())
+    assert is_metrics_log(log)
+    assert read_metrics_log(log) == [
+        {"name": "talk", "prediction": "the cat", "delays": [1500.0] * 2, "elapsed": [1750.0] * 2}
+    ]
     text = tmp_path / "talk.txt"
     text.write_bytes(BOM + b"the dog sees\n")
     _, frames, _ = source_frames(text, 100)

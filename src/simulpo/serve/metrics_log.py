@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from simulpo.errors import InputError
+from simulpo.io import read_text
 from simulpo.stream.units import join_pieces
 
 if TYPE_CHECKING:
@@ -101,7 +102,7 @@ def read_metrics_log(path: str | Path, target_lang: str | None = None) -> list[d
     """
     names: dict[Any, str] = {}
     streams: OrderedDict[Any, dict[str, Any]] = OrderedDict()
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    lines = read_text(path).splitlines()
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -144,7 +145,7 @@ def read_metrics_log(path: str | Path, target_lang: str | None = None) -> list[d
 def is_metrics_log(path: str | Path) -> bool:
     """Whether ``path`` is a simulstream metrics log (its first line is one of its records)."""
     try:
-        with Path(path).open(encoding="utf-8") as f:
+        with Path(path).open(encoding="utf-8-sig") as f:  # as read_text: no byte-order mark
             first = next((line for line in f if line.strip()), "")
         record = json.loads(first)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
