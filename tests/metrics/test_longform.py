@@ -8,6 +8,7 @@ against the tools themselves.
 from __future__ import annotations
 
 import json
+import os
 import random
 
 import numpy as np
@@ -354,3 +355,47 @@ def test_latency_regime():
         "low", "low", "low", "high", "high", "outside"
     ]
     assert latency_regime(float("nan")) == "outside" and latency_regime(-10.0) == "outside"
+
+
+def test_forked_scoring_gives_the_same_numbers(monkeypatch):
+    """Large inputs align mWER and compute chrF in forked children: same numbers, to the bit."""
+    from simulpo.metrics import longform, parallel
+
+    rng = random.Random(5)
+    vocab = ["a", "b", "c", "dé", "ef", "gh", ".", ",", "?"]
+    segments, recordings = [], []
+    for r in range(3):
+        t, words = 0.0, []
+        for _ in range(rng.randint(2, 6)):
+            ref = " ".join(rng.choices(vocab, k=rng.randint(1, 8)))
+            segments.append(Segment(f"talk{r}", t, 2000.0, ref))
+            t += 2500.0
+            words += [w for w in ref.split() if rng.random() > 0.2] + rng.choices(vocab, k=2)
+        delays = np.sort(rng.choices(range(int(t)), k=len(words))).astype(float)
+        recordings.append(Recording(f"talk{r}", " ".join(words), delays, delays + 300.0))
+    kwargs = {"quality_metrics": ["BLEU", "chrF"]}
+    alone = score_longform(recordings, segments, **kwargs)
+    monkeypatch.setattr(longform, "PARALLEL_MIN_UNITS", 0)
+    monkeypatch.setattr(parallel, "cores", lambda: 2)
+    monkeypatch.setattr(parallel, "fork_is_safe", lambda: True)
+    assert parallel.beside(os.getpid)() != os.getpid()  # it does fork
+    forked = score_longform(recordings, segments, **kwargs)
+    assert forked.scores == alone.scores and len(alone.scores) == 14
+    assert [p.prediction for p in forked.mwer] == [p.prediction for p in alone.mwer]
+
+
+@pytest.mark.parametrize("n_chars", [1, 63, 64, 65, 200])
+@pytest.mark.parametrize("popcount", [True, False])
+def test_character_set_intersections(n_chars, popcount, monkeypatch):
+    """The SoftSegmenter's |r & h| over bit masks (one or more 64-bit words), and its
+    numpy<2 fallback, against Python's set intersection."""
+    from simulpo.metrics.resegment import _intersections
+
+    if not popcount:
+        monkeypatch.delattr(np, "bitwise_count", raising=False)
+    rng = random.Random(n_chars)
+    draw = lambda: rng.sample(range(n_chars), rng.randint(0, min(n_chars, 30)))
+    a, b = [draw() for _ in range(40)], [draw() for _ in range(30)]
+    expected = [[len(set(x) & set(y)) for y in b] for x in a]
+    got = _intersections(a, b, n_chars)
+    assert got.dtype == np.float64 and got.tolist() == expected

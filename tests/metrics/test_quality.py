@@ -80,8 +80,8 @@ def test_parallel_statistics_give_sacrebleus_corpus_score(monkeypatch):
         BLEU(tokenize="zh").corpus_score(hyps, [refs]).score,
     ]
     monkeypatch.setattr(quality, "PARALLEL_MIN_SENTENCES", 20)
-    monkeypatch.setattr(quality, "_cores", lambda: 3)
-    monkeypatch.setattr(quality, "_fork_is_safe", lambda: True)
+    monkeypatch.setattr(quality, "cores", lambda: 3)
+    monkeypatch.setattr(quality, "fork_is_safe", lambda: True)
 
     def no_whole_corpus(*args, **kwargs):
         raise AssertionError("scored in one process")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from pathlib import Path
 
 NAME = "stream"
@@ -26,6 +25,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
+    import asyncio  # here: every command's parser imports this module
+
     from simulpo.serve.client import printer, stream_file
 
     show = printer(args.target_lang)

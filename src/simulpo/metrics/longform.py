@@ -55,6 +55,7 @@ from simulpo.metrics.latency import (
     length_adaptive_average_lagging,
     pad,
 )
+from simulpo.metrics.parallel import beside
 from simulpo.metrics.quality import corpus_bleu, corpus_chrf
 from simulpo.metrics.resegment import (
     MosesSplitter,
@@ -103,6 +104,8 @@ OVERLAP_TOLERANCE_S = 0.001
 #: how far a segment may end past a recording's ``source_length`` (ms) before it is refused
 PAST_END_TOLERANCE_MS = 1000.0
 SCORES_NAME = "scores.json"
+#: from this many hypothesis units on, the two re-segmentations run in two processes
+PARALLEL_MIN_UNITS = 5000
 
 
 @dataclass(frozen=True)
@@ -724,13 +727,16 @@ def score_longform(
             Segment(s.recording, s.offset, s.duration, s.reference.replace(" ", ""))
             for s in segments
         ]
-    soft = resegment_soft(recordings, soft_segments, unit, lang=lang)
-    mwer = resegment_mwer(recordings, segments, unit)
     has_elapsed = all(r.elapsed is not None for r in recordings)
     if computation_aware is True and not has_elapsed:
         raise SimulpoError("computation-aware latency needs 'elapsed' times in the hypotheses")
     if computation_aware not in ("auto", True, False):
         raise SimulpoError(f"computation_aware must be 'auto', True or False, not {computation_aware!r}")
+    # the two alignments are independent: mWER in a forked child while this one aligns soft
+    large = sum(len(r.delays) for r in recordings) >= PARALLEL_MIN_UNITS
+    mwer_result = beside(resegment_mwer, recordings, segments, unit, parallel=large)
+    soft = resegment_soft(recordings, soft_segments, unit, lang=lang)
+    mwer = mwer_result()
     variants = [False] + ([True] if has_elapsed and computation_aware is not False else [])
     scores: dict[str, float] = {}
     for ca in variants:
@@ -743,14 +749,22 @@ def score_longform(
         scores.update({name + suffix: values[name] for name in latency})
     predictions = [p.prediction for p in soft]
     references = [s.reference for s in soft_segments]
-    for name in quality:
-        if name == "BLEU":
-            scores[name] = corpus_bleu(
-                predictions, references, target_lang=target_lang, tokenize=bleu_tokenize
-            )
-        else:
-            scores[name] = corpus_chrf(predictions, references)
+    # chrF (the slower) in a forked child while BLEU is computed here
+    here = ("BLEU",) if "BLEU" in quality else quality[-1:]
+    pending = [
+        beside(_quality, name, predictions, references, target_lang, bleu_tokenize,
+               parallel=large and name not in here)
+        for name in quality
+    ]
+    scores.update((name, result()) for name, result in zip(quality, pending))
     return LongformResult({k: float(v) for k, v in scores.items()}, list(segments), soft, mwer)
+
+
+def _quality(name: str, predictions: list[str], references: list[str],
+             target_lang: str | None, tokenize: str | None) -> float:
+    if name == "BLEU":
+        return corpus_bleu(predictions, references, target_lang=target_lang, tokenize=tokenize)
+    return corpus_chrf(predictions, references)
 
 
 def _select_longform(names: Sequence[str] | None) -> tuple[str, ...]:

@@ -20,13 +20,12 @@ import functools
 import itertools
 import logging
 import multiprocessing
-import os
-import sys
-import threading
 from collections.abc import Sequence
 from typing import Any
 
 from sacrebleu.metrics import BLEU, CHRF
+
+from simulpo.metrics.parallel import cores, fork_is_safe
 
 __all__ = ["bleu_tokenizer", "corpus_bleu", "corpus_chrf", "language_code"]
 
@@ -104,8 +103,8 @@ def _corpus_score(metric: BLEU | CHRF, hypotheses: Sequence[str], references: Se
     """``metric.corpus_score(hypotheses, [references]).score``, its statistics summed over
     chunks extracted in parallel when the corpus is large and the machine has cores."""
     hyps, refs = list(hypotheses), list(references)
-    workers = min(_cores(), len(hyps) // (PARALLEL_MIN_SENTENCES // 2))
-    if workers < 2 or not _fork_is_safe():
+    workers = min(cores(), len(hyps) // (PARALLEL_MIN_SENTENCES // 2))
+    if workers < 2 or not fork_is_safe():
         return float(metric.corpus_score(hyps, [refs]).score)
     global _JOB
     bounds = [len(hyps) * k // workers for k in range(workers + 1)]
@@ -124,15 +123,3 @@ def _chunk_statistics(span: tuple[int, int]) -> list:
     a, b = span
     stats = metric._extract_corpus_statistics(hyps[a:b], [refs[a:b]])
     return [sum(column) for column in zip(*stats)]
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def _fork_is_safe() -> bool:
-    # forking a process that runs other threads can deadlock the child
-    return sys.platform.startswith("linux") and threading.active_count() == 1

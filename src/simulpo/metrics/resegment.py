@@ -280,26 +280,48 @@ class _Similarity:
             chars: dict[str, int] = {}
             r_sets = [[chars.setdefault(c, len(chars)) for c in set(u)] for u in rt]
             h_sets = [[chars.setdefault(c, len(chars)) for c in set(u)] for u in ht]
-            r_ind, h_ind = _indicator(r_sets, len(chars)), _indicator(h_sets, len(chars))
-            inter = (r_ind @ h_ind.T).astype(np.float64)  # small integers: exact in float32
-            union = r_ind.sum(1, dtype=np.float64)[:, None] + h_ind.sum(1, dtype=np.float64)
-            union -= inter
-            with np.errstate(invalid="ignore", divide="ignore"):
-                table = np.where(union > 0, inter / union, 0.0)
+            inter = _intersections(r_sets, h_sets, len(chars))
+            union = np.array([len(c) for c in r_sets], np.float64)[:, None] - inter
+            union += np.array([len(c) for c in h_sets], np.float64)
+            # units are never empty, so neither is a union; 0 stays 0 all the same
+            table = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
         r_punct = np.array([u in SOFT_PUNCT for u in rt], bool)
         h_punct = np.array([u in SOFT_PUNCT for u in ht], bool)
-        table[r_punct[:, None] ^ h_punct[None, :]] = -np.inf
+        if r_punct.any() or h_punct.any():
+            table[np.ix_(r_punct, ~h_punct)] = -np.inf
+            table[np.ix_(~r_punct, h_punct)] = -np.inf
         self.table = table
 
     def __call__(self, ref_index: int, hyp_index: int) -> float:
         return float(self.table[self.ref[ref_index], self.hyp[hyp_index]])
 
 
-def _indicator(sets: list[list[int]], width: int) -> np.ndarray:
-    out = np.zeros((len(sets), width), np.float32)
-    for row, cols in enumerate(sets):
-        out[row, cols] = 1.0
-    return out
+def _intersections(r_sets: list[list[int]], h_sets: list[list[int]], n_chars: int) -> np.ndarray:
+    """``|r & h|`` for every pair of character sets (ids below ``n_chars``), as float64.
+
+    Each set is a bit mask of 64-bit words, and a pair's count the popcount of their AND;
+    without numpy's ``bitwise_count`` (numpy < 2) an indicator-matrix product instead.
+    Both count exactly.
+    """
+    n_words = max(1, -(-n_chars // 64))
+
+    def masks(sets: list[list[int]]) -> np.ndarray:
+        out = np.zeros((len(sets), n_words), np.uint64)
+        rows = np.repeat(np.arange(len(sets)), [len(c) for c in sets])
+        cols = np.array([c for chars in sets for c in chars], np.int64)
+        bits = np.left_shift(np.uint64(1), (cols % 64).astype(np.uint64))
+        np.bitwise_or.at(out, (rows, cols // 64), bits)
+        return out
+
+    r, h = masks(r_sets), masks(h_sets)
+    if not hasattr(np, "bitwise_count"):
+        r_bits = np.unpackbits(r.view(np.uint8), axis=1).astype(np.float32)
+        h_bits = np.unpackbits(h.view(np.uint8), axis=1).astype(np.float32)
+        return (r_bits @ h_bits.T).astype(np.float64)  # small integers: exact in float32
+    inter = np.zeros((len(r_sets), len(h_sets)), np.uint16)  # a word has < 65536 characters
+    for w in range(n_words):
+        inter += np.bitwise_count(r[:, w, None] & h[None, :, w])
+    return inter.astype(np.float64)
 
 
 def soft_segment(

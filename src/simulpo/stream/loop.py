@@ -10,13 +10,14 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-from tqdm.auto import tqdm
+from typing import TYPE_CHECKING, Any, Protocol
 
 from simulpo.stream.episode import Episode
 from simulpo.stream.segmenter import Segmenter
 from simulpo.stream.units import check_unit
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 
 @dataclass
@@ -105,6 +106,8 @@ def run_stream(
         Episode(i, src, segmenter.split(src), segmenter.source_length(src), ref, unit)
         for i, (src, ref) in enumerate(zip(sources, refs))
     ]
+    from tqdm.auto import tqdm  # here: scoring imports this package and needs no bar
+
     speech = segmenter.source_unit == "ms"
     bar = tqdm(total=len(episodes), desc=desc or policy.name, disable=not progress, unit="seg")
     for start in range(0, len(episodes), batch_size):
