@@ -17,7 +17,8 @@ import json
 import os
 import sys
 
-#: the models whose input always includes the source sentence
+#: the models whose input always includes the source sentence (and unified ones that
+#: read no reference, such as CometKiwi)
 NEEDS_SOURCE = ("regression_metric", "referenceless_regression_metric", "ranking_metric")
 
 
@@ -32,7 +33,9 @@ def main(request_path: str, result_path: str) -> int:
     model = load_from_checkpoint(request["checkpoint"], local_files_only=True)
     kind = model.hparams.get("class_identifier") or type(model).__name__
     samples = request["samples"]
-    if kind in NEEDS_SOURCE and any("src" not in s for s in samples):
+    inputs = model.hparams.get("input_segments") or []  # unified models: what they read
+    needs_source = kind in NEEDS_SOURCE or (inputs and "ref" not in inputs)
+    if needs_source and any("src" not in s for s in samples):
         print(f"the COMET model ({kind}) needs the source sentences: give --comet-sources FILE",
               file=sys.stderr)
         return 2
