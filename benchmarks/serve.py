@@ -60,16 +60,16 @@ def pcm_frames(audio: np.ndarray) -> list[bytes]:
 
 
 class EncoderClock:
-    """Times the speech encoder inside the policy's turns (it runs once per session and
-    turn: batching cannot share it)."""
+    """Times the speech encoder inside the policy's turns (one batched call per step: every
+    session's windows of the step together)."""
 
     def __init__(self, policy) -> None:
         self.seconds = 0.0
         inner = policy.speech.chunk_frames
 
-        def timed(state):
+        def timed(states):
             tic = time.perf_counter()
-            frames = inner(state)
+            frames = inner(states)
             self.seconds += time.perf_counter() - tic
             return frames
 

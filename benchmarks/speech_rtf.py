@@ -128,9 +128,9 @@ class Probe:
         front = policy.speech
         inner = front.chunk_frames
 
-        def timed_frames(state):
+        def timed_frames(states):
             tic = time.perf_counter()
-            frames = inner(state)
+            frames = inner(states)
             self._encoder_s += time.perf_counter() - tic
             return frames
 

@@ -149,3 +149,31 @@ def test_encoding_from_a_chunk_start_gives_the_rows_of_the_whole_encoding(tiny):
     assert len(chunk_rows(whole, 1200.0, 1300.0)) == len(whole) - 60 == frames_for(len(audio)) - 60
     with pytest.raises(ConfigError, match="whole frame"):
         tiny.encode_chunks(audio, spec, start=100)
+
+
+def test_batched_windows_are_each_windows_own_encoding(tiny, monkeypatch):
+    """Windows of one length go through the encoder together, unpadded: each row equals the
+    window encoded alone (float32 tolerance), even where another row of the batch is far
+    louder (the log-mel floor is each window's own)."""
+    monkeypatch.setattr(tiny, "max_batch", 2)  # a group of three is split in two forwards
+    windows = [chirp(0.5, 1), 0.01 * chirp(0.5, 2), chirp(0.3, 3), 3 * chirp(0.5, 4)]
+    windows += [chirp(0.3, 5), chirp(0.005, 6)]  # the last: under one log-mel hop, no frames
+    together = tiny.encode_windows(windows)
+    assert together[-1].shape == (0, 16)
+    for window, frames in zip(windows[:-1], together):
+        mel = tiny.log_mel(window)  # [n_mels, T]: one window's own log-mel, never batched
+        torch.testing.assert_close(frames, tiny.encode_mel(mel))
+        assert frames.shape == (frames_for(len(window)), 16)
+    # streams at different turns (chunk starts) batched = each stream's chunks alone
+    spec = ChunkSpec(chunk_ms=240, context_ms=480)
+    streams = [(chirp(1.3, 7), 0), (chirp(0.9, 8), 2 * 3840), (chirp(1.3, 9), 3840)]
+    for (audio, start), frames in zip(streams, tiny.encode_streams(streams, spec)):
+        alone = torch.cat(  # chunk by chunk from start, each with its left context
+            [
+                tiny.encode_mel(tiny.log_mel(audio[max(0, b - 7680) : b + 3840]))[
+                    (b - max(0, b - 7680)) // 320 :
+                ]
+                for b in range(start, len(audio), 3840)
+            ]
+        )
+        torch.testing.assert_close(frames, alone)

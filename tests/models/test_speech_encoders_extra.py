@@ -97,6 +97,13 @@ def test_wav2vec2_frames_are_the_models_on_the_normalized_padded_window(w2v_dir,
     torch.testing.assert_close(chunk2, by_hand(model, audio[0 : 3 * 3840])[24:36])
 
 
+def test_wav2vec2_batched_windows_are_each_the_models_on_its_own_window(w2v_dir, w2v):
+    model = Wav2Vec2Model.from_pretrained(w2v_dir).eval()
+    windows = [chirp(0.3, 1), 0.01 * chirp(0.3, 2), chirp(0.5, 3), 4 * chirp(0.3, 4)]
+    for window, frames in zip(windows, w2v.encode_windows(windows)):
+        torch.testing.assert_close(frames, by_hand(model, window))
+
+
 def test_wav2vec2_chunks_are_causal(w2v):
     spec = ChunkSpec(chunk_ms=240, context_ms=480)
     audio = chirp(1.5)
@@ -201,6 +208,10 @@ def test_logmel_frames_are_two_stacked_whisper_log_mel_frames():
             mel = np.concatenate([mel, np.full((80, 1), mel.max() - 2.0, np.float32)], 1)
         expected = np.stack([mel[:, 2 * j : 2 * j + 2].T.reshape(-1) for j in range(len(got))])
         np.testing.assert_allclose(got.numpy(), expected, atol=1e-5)
+    # batched windows of one length: each row normalized over its own window
+    windows = [audio[:4000], 0.01 * audio[1000:5000], audio[:3000], 3 * audio[2000:6000]]
+    for window, frames in zip(windows, encoder.encode_windows(windows)):
+        torch.testing.assert_close(frames, encoder.encode(window))
     # chunked like every encoder: causal, and the context shifts the normalization only
     spec = ChunkSpec(240, 480)
     whole = encoder.encode_chunks(audio, spec)

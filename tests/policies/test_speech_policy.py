@@ -112,3 +112,42 @@ def test_chunks_off_the_encoding_grid_are_encoded_online(speech_lm):
     episode, rec = episodes[0], records[0]
     read = episode.source[: round(episode.chunks[1].end * 16)]
     torch.testing.assert_close(rec.speech[1], encoder.encode_chunks(read, SPEC, start=1600))
+
+
+def test_a_batched_turn_encodes_its_rows_together(speech_lm, monkeypatch):
+    """The rows of a step go through the encoder as one batch; each row's frames and
+    tokens are those it gets alone (one episode a step)."""
+    encoder = speech_lm[2]
+    batches = []
+    inner = encoder.kind.encode
+    monkeypatch.setattr(encoder.kind, "encode", lambda w: batches.append(len(w)) or inner(w))
+    _, rec_together = run(speech_lm)
+    assert max(batches) == len(sources())  # the first turn: every episode's first chunk
+    _, rec_alone = run(speech_lm, batch_size=1)
+    for a, b in zip(rec_together, rec_alone, strict=True):
+        assert a.token_ids == b.token_ids and len(a.speech) == len(b.speech)
+        for frames_a, frames_b in zip(a.speech, b.speech):
+            torch.testing.assert_close(frames_a, frames_b)
+
+
+def test_precomputed_rows_of_one_source_encode_it_once(speech_lm, monkeypatch):
+    """Rollouts of one source in a step (an RL group) share one encoding of it."""
+    model, tokenizer, encoder, projector, _ = speech_lm
+    front = SpeechFrontEnd(encoder, projector, SPEC, precomputed=True)
+    policy = LLMPolicy(
+        model, tokenizer, max_piece_tokens=BUDGET, max_final_tokens=FINAL, speech=front
+    )
+    calls = []
+    inner = encoder.encode_streams
+    monkeypatch.setattr(
+        encoder,
+        "encode_streams",
+        lambda streams, spec: calls.append(len(streams)) or inner(streams, spec),
+    )
+    a, b = sources()[:2]
+    episodes = run_stream(
+        [a, b, a, b, a], policy, FixedMilliseconds(SPEC.chunk_ms), batch_size=8, progress=False
+    )
+    assert calls == [2]  # the first step encodes both sources whole; later steps reuse them
+    assert episodes[0].pieces == episodes[2].pieces == episodes[4].pieces
+    assert episodes[1].pieces == episodes[3].pieces

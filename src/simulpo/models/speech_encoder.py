@@ -19,6 +19,12 @@ normalization (Whisper's ``max - 8`` floor) is taken over the window, so it also
 past audio only. Because features depend on the audio alone, they are computed once per
 utterance and cached (:class:`FeatureCache`).
 
+**Batches.** :meth:`SpeechEncoder.encode_streams` encodes the new chunks of many streams
+at once (a policy's batched turn: one row per session or episode): their windows are
+grouped by length and each group goes through the encoder as one batch, without padding,
+so each window's frames are those it gets alone (up to the rounding of batched float32
+kernels); a stream's chunks are encoded with the same windows whatever else is in the batch.
+
 **Other encoders.** What turns one window of audio into frames is an
 :class:`EncoderKind`; :class:`SpeechEncoder` keeps the chunking, the same for all, and
 every kind gives exactly :func:`frames_for` frames of a window (one per 20 ms, the last
@@ -45,6 +51,7 @@ import inspect
 import json
 import math
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -253,25 +260,27 @@ class LogMel:
         self.window = torch.hann_window(N_FFT)
 
     def __call__(self, audio: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """``[n_mels, len(audio) // 160]``, Whisper's ``max - 8`` floor taken over this input."""
+        """``[n_mels, n // 160]`` of ``n`` samples, or ``[batch, n_mels, n // 160]`` of a
+        batch ``[batch, n]``; Whisper's ``max - 8`` floor taken over each input alone."""
         x = torch.as_tensor(np.asarray(audio, dtype=np.float32))
-        frames = len(x) // HOP
-        if len(x) <= N_FFT // 2:  # reflect padding needs more samples: pad with silence
-            x = torch.nn.functional.pad(x, (0, N_FFT // 2 + 1 - len(x)))
+        frames = x.shape[-1] // HOP
+        if x.shape[-1] <= N_FFT // 2:  # reflect padding needs more samples: pad with silence
+            x = torch.nn.functional.pad(x, (0, N_FFT // 2 + 1 - x.shape[-1]))
         stft = torch.stft(x, N_FFT, HOP, window=self.window, return_complex=True)
         power = stft[..., :frames].abs() ** 2
         log_spec = torch.clamp(self.mel_filters @ power, min=1e-10).log10()
-        log_spec = torch.maximum(log_spec, log_spec.max() - 8.0)
-        return (log_spec + 4.0) / 4.0
+        floor = log_spec.amax(dim=(-2, -1), keepdim=True) - 8.0
+        return (torch.maximum(log_spec, floor) + 4.0) / 4.0
 
 
 class EncoderKind:
-    """One kind of frame encoder, the strategy inside a :class:`SpeechEncoder`: one window
-    of audio → its frames, ``[frames_for(len(window)), dim]``. Chunking is not its business."""
+    """One kind of frame encoder, the strategy inside a :class:`SpeechEncoder`: windows of
+    audio of one length ``[batch, n]`` → their frames, ``[batch, frames_for(n), dim]``,
+    each row as it would be alone. Chunking and batching are not its business."""
 
     dim: int
 
-    def encode(self, audio: np.ndarray) -> torch.Tensor:
+    def encode(self, windows: np.ndarray) -> torch.Tensor:
         raise NotImplementedError
 
 
@@ -290,9 +299,12 @@ class WhisperKind(EncoderKind):
     @torch.inference_mode()
     def encode_mel(self, mel: torch.Tensor) -> torch.Tensor:
         """Encoder frames ``[ceil(T/2), dim]`` of a log-mel ``[n_mels, T]`` of any length up
-        to Whisper's 30 s (positions from 0)."""
+        to Whisper's 30 s (positions from 0); ``[batch, ceil(T/2), dim]`` of a batch
+        ``[batch, n_mels, T]``."""
+        if mel.ndim == 2:
+            return self.encode_mel(mel[None])[0]
         enc = self.encoder
-        h = nn.functional.gelu(enc.conv1(mel[None]))
+        h = nn.functional.gelu(enc.conv1(mel))
         h = nn.functional.gelu(enc.conv2(h)).permute(0, 2, 1)
         if h.shape[1] > self.max_frames:
             raise ConfigError(
@@ -302,12 +314,12 @@ class WhisperKind(EncoderKind):
         for layer in enc.layers:
             out = layer(h, None, **self._layer_kwargs)
             h = out[0] if isinstance(out, tuple) else out
-        return enc.layer_norm(h)[0]
+        return enc.layer_norm(h)
 
-    def encode(self, audio: np.ndarray) -> torch.Tensor:
-        if len(audio) < HOP:  # not one log-mel frame
-            return torch.zeros(0, self.dim)
-        return self.encode_mel(self.log_mel(audio))
+    def encode(self, windows: np.ndarray) -> torch.Tensor:
+        if windows.shape[1] < HOP:  # not one log-mel frame
+            return torch.zeros(len(windows), 0, self.dim)
+        return self.encode_mel(self.log_mel(windows))
 
 
 #: ``config.json`` model types of the wav2vec2 family (raw waveform in, 20 ms frames out)
@@ -345,20 +357,22 @@ class Wav2Vec2Kind(EncoderKind):
             )
         self.left_pad = receptive - FRAME_SAMPLES
 
-    def window_input(self, audio: np.ndarray) -> torch.Tensor:
-        """The model's input for one window: normalized, then zero-padded (see the class)."""
-        x = torch.as_tensor(np.asarray(audio, dtype=np.float32))
+    def window_input(self, windows: np.ndarray) -> torch.Tensor:
+        """The model's input for windows ``[batch, n]``: each normalized, then zero-padded
+        (see the class)."""
+        x = torch.as_tensor(np.asarray(windows, dtype=np.float32))
         if self.normalize:  # as Wav2Vec2FeatureExtractor's zero_mean_unit_var_norm
-            x = (x - x.mean()) / torch.sqrt(x.var(correction=0) + 1e-7)
-        n = frames_for(len(x)) * FRAME_SAMPLES
-        x = x[:n]
-        return nn.functional.pad(x, (self.left_pad, n - len(x)))
+            mean, var = x.mean(-1, keepdim=True), x.var(-1, correction=0, keepdim=True)
+            x = (x - mean) / torch.sqrt(var + 1e-7)
+        n = frames_for(x.shape[-1]) * FRAME_SAMPLES
+        x = x[..., :n]
+        return nn.functional.pad(x, (self.left_pad, n - x.shape[-1]))
 
     @torch.inference_mode()
-    def encode(self, audio: np.ndarray) -> torch.Tensor:
-        if frames_for(len(audio)) == 0:
-            return torch.zeros(0, self.dim)
-        return self.model(self.window_input(audio)[None]).last_hidden_state[0]
+    def encode(self, windows: np.ndarray) -> torch.Tensor:
+        if frames_for(windows.shape[1]) == 0:
+            return torch.zeros(len(windows), 0, self.dim)
+        return self.model(self.window_input(windows)).last_hidden_state
 
 
 class LogMelKind(EncoderKind):
@@ -372,13 +386,14 @@ class LogMelKind(EncoderKind):
         self.dim = 2 * n_mels
 
     @torch.inference_mode()
-    def encode(self, audio: np.ndarray) -> torch.Tensor:
-        if len(audio) < HOP:
-            return torch.zeros(0, self.dim)
-        mel = self.log_mel(audio)
-        if mel.shape[1] % 2:
-            mel = torch.cat([mel, mel.new_full((self.n_mels, 1), mel.max().item() - 2.0)], 1)
-        return mel.T.reshape(-1, self.dim)
+    def encode(self, windows: np.ndarray) -> torch.Tensor:
+        if windows.shape[1] < HOP:
+            return torch.zeros(len(windows), 0, self.dim)
+        mel = self.log_mel(windows)  # [batch, n_mels, T]
+        if mel.shape[2] % 2:
+            floor = mel.amax(dim=(1, 2), keepdim=True) - 2.0
+            mel = torch.cat([mel, floor.expand(-1, self.n_mels, 1)], 2)
+        return mel.transpose(1, 2).reshape(len(mel), -1, self.dim)
 
 
 class SpeechEncoder:
@@ -387,6 +402,9 @@ class SpeechEncoder:
     a plain ``nn.Module`` is taken for a Whisper encoder); the chunking is here. The kind's
     own parts are reachable through the encoder too (Whisper's ``encoder``, ``log_mel``,
     ``encode_mel``, ``n_mels``)."""
+
+    #: most windows in one forward of the kind (bounds its activations' memory)
+    max_batch: int = 64
 
     def __init__(self, encoder: nn.Module | EncoderKind, name: str = "whisper") -> None:
         self.kind = encoder if isinstance(encoder, EncoderKind) else WhisperKind(encoder)
@@ -438,13 +456,27 @@ class SpeechEncoder:
 
     def encode(self, audio: np.ndarray) -> torch.Tensor:
         """Frames ``[frames_for(len(audio)), dim]`` of a whole input at once (no chunking)."""
-        frames = self.kind.encode(audio)
-        if len(frames) != frames_for(len(audio)):  # every kind must keep to the 20 ms grid
-            raise SimulpoError(
-                f"{type(self.kind).__name__} made {len(frames)} frames of {len(audio)} "
-                f"samples, not {frames_for(len(audio))}"
-            )
-        return frames
+        return self.encode_windows([np.asarray(audio, dtype=np.float32)])[0]
+
+    def encode_windows(self, windows: Sequence[np.ndarray]) -> list[torch.Tensor]:
+        """The frames ``[frames_for(len(w)), dim]`` of each window ``w`` (1-D float32):
+        windows of one length go through the kind together, ``max_batch`` at a time."""
+        out: list[torch.Tensor] = [torch.empty(0)] * len(windows)
+        by_length: dict[int, list[int]] = {}
+        for i, window in enumerate(windows):
+            by_length.setdefault(len(window), []).append(i)
+        for n, rows in by_length.items():
+            for first in range(0, len(rows), self.max_batch):
+                part = rows[first : first + self.max_batch]
+                frames = self.kind.encode(np.stack([windows[i] for i in part]))
+                if frames.shape[:2] != (len(part), frames_for(n)):  # the 20 ms grid, per row
+                    raise SimulpoError(
+                        f"{type(self.kind).__name__} made frames {tuple(frames.shape[:2])} of "
+                        f"{len(part)} windows of {n} samples, not ({len(part)}, {frames_for(n)})"
+                    )
+                for i, row in zip(part, frames):
+                    out[i] = row
+        return out
 
     def encode_chunks(
         self, audio: np.ndarray, spec: ChunkSpec = ChunkSpec(), start: int = 0
@@ -455,22 +487,37 @@ class SpeechEncoder:
         ``spec.context_ms`` before the chunk, which may lie before ``start``). With
         ``start=0`` this is the whole utterance, ``[frames_for(len(audio)), dim]``; a
         streaming policy passes the audio read so far and where its new chunk begins."""
-        audio = np.asarray(audio, dtype=np.float32)
-        if audio.ndim != 1 or len(audio) == 0:
-            raise ConfigError(f"need mono audio with samples, got shape {audio.shape}")
-        if not 0 <= start < len(audio) or start % FRAME_SAMPLES:
-            raise ConfigError(
-                f"a chunk must start inside the audio at a whole frame ({FRAME_SAMPLES} "
-                f"samples), got sample {start} of {len(audio)}"
-            )
+        return self.encode_streams([(audio, start)], spec)[0]
+
+    def encode_streams(
+        self, streams: Sequence[tuple[np.ndarray, int]], spec: ChunkSpec = ChunkSpec()
+    ) -> list[torch.Tensor]:
+        """:meth:`encode_chunks` of each ``(audio, start)``, all streams' windows batched
+        (:meth:`encode_windows`): what a batched turn of many sessions encodes."""
         step = spec.chunk_ms * SAMPLE_RATE // 1000
         context = spec.context_ms * SAMPLE_RATE // 1000
-        pieces = []
-        for begin_chunk in range(start, len(audio), step):
-            begin = max(0, begin_chunk - context)
-            frames = self.encode(audio[begin : begin_chunk + step])
-            pieces.append(frames[(begin_chunk - begin) // FRAME_SAMPLES :])
-        return torch.cat(pieces)
+        windows, skips, counts = [], [], []
+        for audio, start in streams:
+            audio = np.asarray(audio, dtype=np.float32)
+            if audio.ndim != 1 or len(audio) == 0:
+                raise ConfigError(f"need mono audio with samples, got shape {audio.shape}")
+            if not 0 <= start < len(audio) or start % FRAME_SAMPLES:
+                raise ConfigError(
+                    f"a chunk must start inside the audio at a whole frame ({FRAME_SAMPLES} "
+                    f"samples), got sample {start} of {len(audio)}"
+                )
+            begins = range(start, len(audio), step)
+            for begin_chunk in begins:
+                begin = max(0, begin_chunk - context)
+                windows.append(audio[begin : begin_chunk + step])
+                skips.append((begin_chunk - begin) // FRAME_SAMPLES)
+            counts.append(len(begins))
+        frames = [f[skip:] for f, skip in zip(self.encode_windows(windows), skips)]
+        out, first = [], 0
+        for count in counts:
+            out.append(torch.cat(frames[first : first + count]))
+            first += count
+        return out
 
 
 def chunk_rows(features, start_ms: float, end_ms: float):

@@ -175,7 +175,7 @@ class LLMPolicy:
             new_tokens = [self._open_turn(rec, s.new_chunk) for rec, s in zip(records, states)]
             embed = None
         else:
-            turns = [self.speech.turn(s) for s in states]
+            turns = self.speech.turns(states)
             new_tokens = [self._open_turn(rec, text) for rec, (text, _) in zip(records, turns)]
             frames = [[f] for _, f in turns]
             if self.record_speech:

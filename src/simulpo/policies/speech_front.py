@@ -16,12 +16,18 @@ the encoder runs once per source instead of once per turn and rollout — as HPO
 pre-encodes features for RL. It needs every chunk to start at a multiple of
 ``spec.chunk_ms`` (``FixedMilliseconds(spec.chunk_ms)`` and its random merges); a chunk
 that does not is encoded online.
+
+A policy's batched turn asks for every row's frames at once (:meth:`SpeechFrontEnd.turns`):
+the online rows' windows and the whole sources not cached yet go through one
+:meth:`~simulpo.models.speech_encoder.SpeechEncoder.encode_streams` call, so the encoder
+batches across the sessions (serving) or episodes (evaluation, RL rollouts) of a step.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -58,36 +64,61 @@ class SpeechFrontEnd:
         """Samples before a chunk that its online encoding reads: the left context."""
         return self.spec.context_ms * SAMPLE_RATE // 1000
 
-    def turn(self, state: StreamState) -> tuple[str, torch.Tensor]:
-        """The user turn's content (placeholders) and the new chunk's encoder frames."""
-        frames = self.chunk_frames(state)
-        return speech_content(self.projector.num_embeddings(len(frames))), frames
+    def turns(self, states: Sequence[StreamState]) -> list[tuple[str, torch.Tensor]]:
+        """Per state, its user turn's content (placeholders) and its new chunk's frames."""
+        return [
+            (speech_content(self.projector.num_embeddings(len(frames))), frames)
+            for frames in self.chunk_frames(states)
+        ]
 
-    def chunk_frames(self, state: StreamState) -> torch.Tensor:
-        """Encoder frames ``[n, dim]`` of the chunk read at this turn."""
-        chunks = state.episode.chunks
-        start_ms = chunks[state.turn - 1].end if state.turn else 0.0
-        end_ms = chunks[state.turn].end
-        start = round(start_ms * SAMPLE_RATE / 1000)
-        if self.precomputed and start % (self.spec.chunk_ms * SAMPLE_RATE // 1000) == 0:
-            return chunk_rows(self._source_frames(state), start_ms, end_ms)
-        begin = max(0, start - self.lookback)
-        audio = _tail(state.source_read, round(end_ms * SAMPLE_RATE / 1000) - begin)
-        return self.encoder.encode_chunks(audio, self.spec, start - begin)
+    def chunk_frames(self, states: Sequence[StreamState]) -> list[torch.Tensor]:
+        """Encoder frames ``[n, dim]`` of the chunk each state read at this turn, all rows'
+        encoding in one batched encoder call."""
+        grid = self.spec.chunk_ms * SAMPLE_RATE // 1000
+        streams: list[tuple[np.ndarray, int]] = []  # what to encode: (audio, new chunk's start)
+        misses: dict[str, int] = {}  # sources to encode whole → their index in ``streams``
+        plans: list[tuple[str | int, float, float]] = []  # per state: source key or stream
+        for state in states:
+            chunks = state.episode.chunks
+            start_ms = chunks[state.turn - 1].end if state.turn else 0.0
+            end_ms = chunks[state.turn].end
+            start = round(start_ms * SAMPLE_RATE / 1000)
+            if self.precomputed and start % grid == 0:
+                key = self._source_key(state)
+                if key not in self._sources and key not in misses:
+                    misses[key] = len(streams)
+                    streams.append((state.episode.source, 0))
+                plans.append((key, start_ms, end_ms))
+            else:
+                begin = max(0, start - self.lookback)
+                audio = _tail(state.source_read, round(end_ms * SAMPLE_RATE / 1000) - begin)
+                plans.append((len(streams), start_ms, end_ms))
+                streams.append((audio, start - begin))
+        encoded = self.encoder.encode_streams(streams, self.spec) if streams else []
+        sources = {key: encoded[i] for key, i in misses.items()}
+        for key, _, _ in plans:
+            if isinstance(key, str) and key not in sources:
+                sources[key] = self._sources[key]
+        self._remember(sources)
+        return [
+            encoded[key] if isinstance(key, int) else chunk_rows(sources[key], start_ms, end_ms)
+            for key, start_ms, end_ms in plans
+        ]
 
-    def _source_frames(self, state: StreamState) -> torch.Tensor:
+    def _source_key(self, state: StreamState) -> str:
         key = state.memory.get("speech_key")
         if key is None:
             source = np.ascontiguousarray(state.episode.source, dtype=np.float32)
             key = state.memory["speech_key"] = hashlib.sha1(source.tobytes()).hexdigest()
-        frames = self._sources.get(key)
-        if frames is None:
-            frames = self.encoder.encode_chunks(state.episode.source, self.spec)
+        return key
+
+    def _remember(self, sources: dict[str, torch.Tensor]) -> None:
+        """Keep the step's sources' frames as the most recent, up to ``cached_sources``."""
+        for key, frames in sources.items():
             self._sources[key] = frames
-            if len(self._sources) > self._cached_sources:
-                self._sources.popitem(last=False)
-        self._sources.move_to_end(key)
-        return frames
+            self._sources.move_to_end(key)
+        while len(self._sources) > self._cached_sources:
+            self._sources.popitem(last=False)
 
 
 def _tail(pieces: list[np.ndarray], n: int) -> np.ndarray:
