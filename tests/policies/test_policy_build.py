@@ -4,6 +4,7 @@ import pytest
 
 from simulpo.errors import ConfigError, SimulpoError
 from simulpo.policies.build import PolicySpec, build_policy, check_kind, policy_name
+from simulpo.stream.dialogue import SYSTEM_PROMPT
 
 
 @pytest.mark.parametrize(
@@ -46,8 +47,25 @@ def test_llm_policies_from_a_loaded_model_or_a_directory(tmp_path):
     assert policy.cache_window == 300
     saved = save_model(model, tokenizer, tmp_path / "m")
     assert build_policy(PolicySpec(kind="llm", model=saved)).name == "llm"
+    assert build_policy(PolicySpec(kind="llm", model=saved)).system_prompt == SYSTEM_PROMPT
     with pytest.raises(SimulpoError, match="needs --model PATH"):
         build_policy(PolicySpec(kind="llm"))
+
+
+def test_a_policy_directory_brings_the_prompt_it_was_trained_with(tmp_path):
+    from tiny_lm import build_tokenizer, random_qwen2
+
+    from simulpo.models.lm import save_model
+    from simulpo.stream.settings import StreamConfig, save_stream
+
+    tokenizer = build_tokenizer()
+    saved = save_model(random_qwen2(tokenizer), tokenizer, tmp_path / "m")
+    stream = StreamConfig(source_lang="en", target_lang="es")
+    save_stream(saved, stream)
+    assert build_policy(PolicySpec(kind="llm", model=saved)).system_prompt == stream.prompts()[0]
+    given = PolicySpec(kind="llm", model=saved, system_prompt="Be brief.")
+    assert build_policy(given).system_prompt == "Be brief."
+    assert build_policy(PolicySpec(kind="llm", model=saved, system_prompt=None)).system_prompt is None
 
 
 def test_speech_kinds_are_checked():

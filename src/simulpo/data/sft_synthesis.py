@@ -46,7 +46,12 @@ from simulpo.data.word_align import (
 )
 from simulpo.errors import ConfigError, InputError
 from simulpo.io import atomic_write_text, read_lines
-from simulpo.stream.dialogue import SYSTEM_PROMPT, episode_messages, offline_messages
+from simulpo.stream.dialogue import (
+    OFFLINE_SYSTEM_PROMPT,
+    SYSTEM_PROMPT,
+    episode_messages,
+    offline_messages,
+)
 from simulpo.stream.episode import Episode
 from simulpo.stream.loop import StreamState, run_stream, source_words
 from simulpo.stream.segmenter import FixedWords, RandomMerge, Segmenter
@@ -304,6 +309,7 @@ def offline_dialogues(
     unit: str = "word",
     batch_size: int = 256,
     progress: bool = True,
+    system: str = OFFLINE_SYSTEM_PROMPT,
 ) -> list[dict[str, Any]]:
     """Single-turn dialogues (whole source → whole translation) for the offline translator."""
     check_unit(unit)
@@ -319,7 +325,8 @@ def offline_dialogues(
         tgt = _translate(translator, src, batch_size, progress)
         check_parallel(src, tgt, target_name="translation")
     return [
-        {"messages": offline_messages(" ".join(s), join_units(t, unit))} for s, t in zip(src, tgt)
+        {"messages": offline_messages(" ".join(s), join_units(t, unit), system)}
+        for s, t in zip(src, tgt)
     ]
 
 
@@ -394,16 +401,43 @@ def synthesize_from_corpus(
     path: str | Path,
     aligner: str = "eflomal",
     offline: bool = False,
+    context: str | Path | None = None,
+    context_sentences: int = 0,
     **options: Any,
 ) -> list[dict[str, Any]]:
     """Dialogues from a parallel JSONL corpus (``source``, ``reference`` or ``target``, and
     for ``aligner="gold"`` an ``alignment`` of ``i-j`` links), as ``simulpo data build``
     writes it. ``offline=True`` gives single-turn dialogues; ``options`` go to :func:`synthesize`.
+
+    ``context``: another such corpus (its first ``context_sentences``, 0 = all) that eflomal
+    learns from with these sentences: statistical alignment of a few sentences alone is poor.
     """
     if aligner not in ALIGNERS:
         raise ConfigError(f"unknown aligner {aligner!r}; use {' or '.join(ALIGNERS)}")
-    sources, targets, alignments = [], [], []
+    sources, targets, alignments = _read_pairs(path, aligner == "gold" and not offline)
+    if offline:
+        return offline_dialogues(sources, targets)
+    if context is not None and aligner == "eflomal":
+        more_sources, more_targets, _ = _read_pairs(context, False, context_sentences)
+        unit = options.get("unit", "word")
+        alignments = align(
+            _units([*sources, *more_sources], "word"),
+            _units([*targets, *more_targets], unit),
+            method=options.get("method", "grow-diag-final-and"),
+        )[: len(sources)]
+    return synthesize(sources, targets, alignments=alignments or None, **options)
+
+
+def _read_pairs(
+    path: str | Path, gold: bool, limit: int = 0
+) -> tuple[list[str], list[str], list[list[Link]]]:
+    """Sources, references and (``gold``) alignments of a parallel JSONL corpus."""
+    sources: list[str] = []
+    targets: list[str] = []
+    alignments: list[list[Link]] = []
     for number, line in enumerate(read_lines(path), start=1):
+        if limit and len(sources) == limit:
+            break
         if not line.strip():
             continue
         try:
@@ -413,7 +447,7 @@ def synthesize_from_corpus(
         target = record.get("reference", record.get("target")) if isinstance(record, dict) else None
         if target is None or not isinstance(record.get("source"), str) or not isinstance(target, str):
             raise InputError(path, 'each line needs text "source" and "reference" (or "target")', number)
-        if aligner == "gold" and not offline:
+        if gold:
             try:
                 alignments.append(parse_alignment(record["alignment"]))
             except (KeyError, AttributeError, ValueError) as err:
@@ -424,6 +458,4 @@ def synthesize_from_corpus(
         targets.append(target)
     if not sources:
         raise InputError(path, "the file holds no sentence pairs")
-    if offline:
-        return offline_dialogues(sources, targets)
-    return synthesize(sources, targets, alignments=alignments or None, **options)
+    return sources, targets, alignments

@@ -134,7 +134,7 @@ def load_model(
     """
     path = resolve(path)
     config = check_causal_lm_dir(path)
-    tokenizer = _load_tokenizer(path)
+    tokenizer = load_tokenizer(path)
     kwargs = {"dtype": dtype} if dtype else {}
     try:
         with quiet_progress():
@@ -149,9 +149,6 @@ def load_model(
             f"{path}: cannot read the model weights ({', '.join(files)}): {err}; the file is "
             "truncated or not a weights file (save the model again, or copy it whole)"
         ) from err
-    if tokenizer.pad_token is None:
-        # Llama-style tokenizers have no pad token; padding is always masked, so eos will do.
-        tokenizer.pad_token = tokenizer.eos_token
     if lora:
         model = add_lora(model, lora_r, lora_alpha, lora_dropout, lora_target_modules)
     return model, tokenizer
@@ -188,7 +185,10 @@ def check_causal_lm_dir(path: Path):
     return config
 
 
-def _load_tokenizer(path: Path) -> PreTrainedTokenizerBase:
+def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
+    """The tokenizer of the model ``path`` (a directory or an installed name), with its
+    chat template (required) and a pad token."""
+    path = resolve(path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     except (OSError, ValueError) as err:
@@ -201,6 +201,9 @@ def _load_tokenizer(path: Path) -> PreTrainedTokenizerBase:
             "it; use a chat/instruct model, or set one and save it: tokenizer.chat_template = "
             "simulpo.models.chat.CHAT_TEMPLATE; tokenizer.save_pretrained(path)"
         )
+    if tokenizer.pad_token is None:
+        # Llama-style tokenizers have no pad token; padding is always masked, so eos will do.
+        tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
 
 

@@ -60,8 +60,9 @@ class PolicySpec:
     temperature: float = 1.0
     top_p: float = 1.0
     seed: int | None = None
-    #: None: no system message of the policy's own (the chat template's default)
-    system_prompt: str | None = SYSTEM_PROMPT
+    #: None: no system message of the policy's own (the chat template's default); "": the
+    #: prompt the ``model`` directory was trained with (its stream.json), else the generic one
+    system_prompt: str | None = ""
     #: the speech LLM: load the LM in this dtype (e.g. bfloat16) and put it on this device
     dtype: str | None = None
     device: str | None = None
@@ -144,6 +145,15 @@ def _llm(spec: PolicySpec, model, tokenizer, front=None):
     return LLMPolicy(model, tokenizer, speech=front, **_llm_options(spec))
 
 
+def _system_prompt(spec: PolicySpec) -> str | None:
+    """The spec's system prompt, or (``""``) the one its model was trained with."""
+    if spec.system_prompt != "":
+        return spec.system_prompt
+    from simulpo.stream.settings import recorded_prompt
+
+    return recorded_prompt(spec.model) or SYSTEM_PROMPT
+
+
 def _llm_options(spec: PolicySpec) -> dict[str, Any]:
     """What an :class:`~simulpo.policies.llm.LLMPolicy` takes from the spec."""
     return {
@@ -151,7 +161,7 @@ def _llm_options(spec: PolicySpec) -> dict[str, Any]:
         "temperature": spec.temperature,
         "top_p": spec.top_p,
         "seed": spec.seed,
-        "system_prompt": spec.system_prompt,
+        "system_prompt": _system_prompt(spec),
         "max_piece_tokens": spec.max_piece_tokens,
         "max_final_tokens": spec.max_new_tokens,
         "cache_window": spec.cache_window,

@@ -30,7 +30,13 @@ from simulpo.eval.runner import evaluate
 from simulpo.eval.testset import load_test_set
 from simulpo.policies.build import PolicySpec, build_policy, policy_name
 from simulpo.recipes import load_recipe
-from simulpo.recipes.text import TextRecipe, TextRun, run_text_recipe
+from simulpo.recipes.text import (
+    TextRecipe,
+    TextRun,
+    build_data,
+    eval_segments,
+    run_text_recipe,
+)
 from simulpo.translators import build_translator
 
 log = logging.getLogger(__name__)
@@ -58,12 +64,18 @@ QUICK_SEGMENTS = 40
 
 
 def apertium_rows(recipe: TextRecipe, run: TextRun, quick: bool, progress: bool) -> list[Row]:
-    """Wait-k, local agreement and offline over Apertium on the Bible test set."""
+    """Wait-k, local agreement and offline over Apertium on the Bible test set; on the
+    recipe's test set when the LLMs are evaluated on the Bible too, named ``apertium-*``
+    there to tell them from the LLM's own ``offline`` and ``wait-k`` rows."""
     from functools import cache
 
-    segments = load_test_set(run.data / "bible" / "test.jsonl")
-    if quick:
-        segments = segments[:QUICK_SEGMENTS]
+    beside_llm = recipe.data.corpus == "bible"
+    if beside_llm:
+        segments = eval_segments(recipe, run)
+    else:
+        segments = load_test_set(run.data / "bible" / "test.jsonl")
+        if quick:
+            segments = segments[:QUICK_SEGMENTS]
     translator = cache(lambda: build_translator("apertium"))
     kinds = [*(f"wait-{k}" for k in WAIT_KS), "local-agreement", "offline"]
     words = recipe.stream.segmenter(False).m
@@ -71,6 +83,8 @@ def apertium_rows(recipe: TextRecipe, run: TextRun, quick: bool, progress: bool)
     for kind in kinds:
         spec = PolicySpec(kind=kind, translator="apertium")
         name = policy_name(spec)
+        if beside_llm:
+            spec.name = name = f"apertium-{name}"
 
         def make(out: Path, spec=spec) -> Row:
             policy = build_policy(spec, translator=translator())
@@ -96,9 +110,14 @@ def run_demo(
         TextRecipe, config, (QUICK_OVERRIDES if quick else []) + list(overrides or [])
     )
     run = TextRun(Path(out))
+    baselines = []
+    if recipe.data.corpus == "bible":  # first: they need no training
+        build_data(recipe, run)
+        baselines = apertium_rows(recipe, run, quick, progress)
     rows = run_text_recipe(recipe, run.root, progress)
-    if recipe.data.bible:
-        rows += apertium_rows(recipe, run, quick, progress)
+    if recipe.data.bible and not baselines:
+        baselines = apertium_rows(recipe, run, quick, progress)
+    rows += baselines
     update_report(run.root / "report.json", rows)
     plot = plot_quality_latency(rows, run.root / "quality_latency.png", title="simulpo demo")
     log.info("Wrote %s and %s.", run.root / "report.json", plot)

@@ -57,8 +57,10 @@ class RunDir:
 
 def identity(model_dir: str | Path) -> str:
     """A digest of what trained the model in ``model_dir`` (the result of its training
-    step, its parent folder): rows that evaluated it are made again when it is retrained."""
-    text = json.dumps(read_result(Path(model_dir).parent), sort_keys=True)
+    step, its parent folder), or of its path if no step trained it (a pretrained model):
+    rows that evaluated it are made again when it is retrained or replaced."""
+    trained = read_result(Path(model_dir).parent)
+    text = json.dumps(trained if trained is not None else str(model_dir), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 

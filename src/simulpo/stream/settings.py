@@ -3,8 +3,10 @@
 One :class:`StreamConfig` is the single source of the chunking that speech features,
 SFT synthesis, RL rollouts, evaluation and serving share: a chunk is ``chunk_words``
 source words (text) or ``chunk_ms`` of audio (speech, also the speech encoder's chunk),
-a turn reads ``chunks_per_turn`` chunks, and ``clock`` says how a speech episode's
-elapsed time runs. A recipe has one ``stream:`` section and hands it to every stage;
+a turn reads ``chunks_per_turn`` chunks, ``clock`` says how a speech episode's elapsed
+time runs, and ``source_lang``/``target_lang`` name the languages in the dialogues'
+system prompt (:meth:`StreamConfig.prompts`). A recipe has one ``stream:`` section and
+hands it to every stage;
 a trained model directory records it (``stream.json``) so that evaluating it with other
 settings is an error, not a silent mismatch.
 """
@@ -18,6 +20,7 @@ from pathlib import Path
 
 from simulpo.config import from_dict, option
 from simulpo.errors import ConfigError
+from simulpo.stream.dialogue import system_prompts
 from simulpo.stream.loop import CLOCKS
 from simulpo.stream.segmenter import FixedMilliseconds, FixedWords, Segmenter
 
@@ -44,7 +47,18 @@ class StreamConfig:
         "system), or auto (cumulative for sentences, queue for long-form streams)",
     )
 
+    source_lang: str = option(
+        "", "source language code (en) or name; with target_lang, the system prompt names both"
+    )
+    target_lang: str = option("", "target language code (es) or name; '' = a generic prompt")
+
+    def prompts(self) -> tuple[str, str]:
+        """The system prompts of the streaming dialogues and of the offline translator:
+        SFT data, RL rollouts, evaluation and serving all take them from here."""
+        return system_prompts(self.source_lang, self.target_lang)
+
     def check(self) -> None:
+        self.prompts()  # an unknown language code fails here
         if self.chunk_words < 1 or self.chunk_ms < 1:
             raise ConfigError(
                 f"stream.chunk_words and stream.chunk_ms must be >= 1, got {self.chunk_words}, "
@@ -100,4 +114,13 @@ def agree(key: str, value, model_dir: str | Path | None, option_name: str):
     return trained if trained is not None else getattr(StreamConfig(), key)
 
 
-__all__ = ["STREAM_FILE", "StreamConfig", "agree", "load_stream", "save_stream"]
+def recorded_prompt(model_dir: str | Path | None) -> str | None:
+    """The streaming system prompt ``model_dir`` was trained with (None: it records no
+    stream settings)."""
+    recorded = load_stream(model_dir) if model_dir else None
+    return recorded.prompts()[0] if recorded else None
+
+
+__all__ = [
+    "STREAM_FILE", "StreamConfig", "agree", "load_stream", "recorded_prompt", "save_stream",
+]  # fmt: skip

@@ -292,6 +292,7 @@ def _policy(model, tokenizer, config: RLConfig, speech, **sampling) -> LLMPolicy
         max_new_tokens=config.max_final_tokens,
         cache_window=config.cache_window,
         record_speech=True,  # the update re-scores each turn's frames
+        system_prompt=config.stream.prompts()[0],
         **sampling,
     )
     return build_policy(spec, model=language_model(model), tokenizer=tokenizer, front=speech)
