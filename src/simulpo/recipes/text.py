@@ -422,12 +422,13 @@ def run_text_recipe(recipe: TextRecipe, root: str | Path, progress: bool = True)
     recipe.stream.check()
     log.info("[1/6] data → %s", run.data)
     build_data(recipe, run)
-    log.info("[2/6] tokenizer → %s", run.tokenizer)
+    lm = recipe.model.lm
+    log.info("[2/6] tokenizer → %s", f"{lm}'s own" if lm else run.tokenizer)
     tokenizer = train_tokenizer_step(recipe, run)
-    log.info("[3/6] offline translator → %s", run / "offline")
+    log.info("[3/6] offline translator → %s", f"{lm} as it is" if lm else run / "offline")
     offline = train_offline_step(recipe, run, tokenizer, progress)
     before = []
-    if recipe.model.lm:  # where SFT and RL start from
+    if lm:  # where SFT and RL start from
         log.info("the pretrained model, before training: zero-shot, offline")
         before = evaluate_llm_rows(
             recipe, run, {"zero-shot": offline}, offline, tokenizer, ".", progress
