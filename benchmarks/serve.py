@@ -21,6 +21,10 @@ they must be identical). With ``--live`` each N is also run with clients pacing 
 audio in real time, as microphones would, and the p50/p95 of the server's added latency
 per chunk (``latency_ms``: from a chunk being ready to its reply) are printed.
 
+The header also times the encoder alone on 32 windows of one turn's length (chunk +
+context): one at a time vs one batched call (``SpeechEncoder.encode_windows``), and whether
+the frames are identical.
+
 Random weights never stop early: every piece runs to its budget (``--piece-tokens``), so
 every turn of every session writes the same number of tokens. The clients share the
 process (and its GIL) with the server.
@@ -74,6 +78,25 @@ class EncoderClock:
             return frames
 
         policy.speech.chunk_frames = timed
+
+
+def encoder_batching(encoder, window_s: float, n: int = 32) -> dict:
+    """The encoder alone: ``n`` windows of ``window_s`` one at a time vs in one batched call."""
+    rng = np.random.default_rng(0)
+    windows = [rng.normal(0, 0.1, round(window_s * 16000)).astype(np.float32) for _ in range(n)]
+    encoder.encode(windows[0])  # warm-up
+    tic = time.perf_counter()
+    alone = [encoder.encode(w) for w in windows]
+    mid = time.perf_counter()
+    together = encoder.encode_windows(windows)
+    end = time.perf_counter()
+    return {
+        "windows": n,
+        "window_s": window_s,
+        "one_by_one_s": mid - tic,
+        "batched_s": end - mid,
+        "identical": all(torch.equal(a, b) for a, b in zip(alone, together)),
+    }
 
 
 def serve_run(policy, streams: list[list[bytes]], max_batch: int, live: bool, timeout: float):
@@ -163,6 +186,7 @@ def main(argv=None) -> dict:
         "audio_s": audio_s,
         "chunk_ms": args.chunk_ms,
         "piece_tokens": args.piece_tokens,
+        "encoder_batching": encoder_batching(encoder, (args.chunk_ms + args.context_ms) / 1000),
         "rows": [],
     }
     for n in sizes:
@@ -198,7 +222,13 @@ def print_row(row: dict, live: bool, header: bool, result: dict) -> None:
             f"{result['model']}: {result['parameters'] / 1e6:.1f}M parameters, encoder "
             f"{result['encoder']}, on {result['cpu']} with {result['threads']} thread(s) "
             f"(load average {result['load_average']:.1f}); {result['audio_s']:g} s of audio per "
-            f"stream in {result['chunk_ms']} ms chunks, {result['piece_tokens']} tokens a piece\n"
+            f"stream in {result['chunk_ms']} ms chunks, {result['piece_tokens']} tokens a piece"
+        )
+        e = result["encoder_batching"]
+        print(
+            f"encoder alone, {e['windows']} windows of {e['window_s']:g} s: one by one "
+            f"{e['one_by_one_s']:.2f} s, batched {e['batched_s']:.2f} s, frames identical: "
+            f"{'yes' if e['identical'] else 'NO'}\n"
         )
         side = f"{'wall s':>7} {'sess/s':>7} {'RTF':>6} {'batch':>5} {'enc %':>5}{lat}"
         print(f"{'':>8} | {'batched':<{len(side)}} | {'one at a time':<{len(side)}} |")
