@@ -17,9 +17,11 @@ Side by side in one run, with one model and the same tokens:
 
 The models are randomly initialized (speed does not need trained weights), so greedy
 pieces mostly run to their token budget: every turn writes the same number of tokens.
+``--model NAME`` (an installed model such as ``qwen2.5-1.5b-instruct``, or a folder)
+measures a real model instead: its pieces end where it chooses, so tokens per turn vary.
 Each time is the best of ``--repeats`` runs after one warm-up.
 
-    .venv/bin/python benchmarks/rollout.py [--config tiny|100m] [--device cpu|cuda] [--json]
+    .venv/bin/python benchmarks/rollout.py [--config tiny|100m | --model NAME] [--device cpu|cuda] [--json]
 """
 
 from __future__ import annotations
@@ -56,7 +58,12 @@ CONFIGS = {
 }
 
 
-def build(config: str, device: str, dtype: torch.dtype):
+def build(config: str, device: str, dtype: torch.dtype, model_path: str = ""):
+    if model_path:
+        from simulpo.models.lm import load_model
+
+        model, tokenizer = load_model(model_path, dtype=str(dtype).removeprefix("torch."))
+        return model.to(device).eval(), tokenizer
     pairs = generate_corpus(2000, seed=0)
     tokenizer = train_tokenizer([p.source for p in pairs] + [p.target for p in pairs])
     model = build_tiny_lm(tokenizer, **CONFIGS[config]).to(device=device, dtype=dtype).eval()
@@ -155,6 +162,7 @@ def hf_generate(model, chat: ChatFormat, prompts, written) -> torch.Tensor:
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", choices=CONFIGS, default="tiny", help="model shape")
+    ap.add_argument("--model", default="", help="a real model (installed name or folder), not --config")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument(
         "--dtype", default="float32", help="float32 or bfloat16 (greedy ties may then differ)"
@@ -175,7 +183,7 @@ def main(argv=None) -> dict:
     torch.set_num_threads(args.threads)
     device = args.device
     dtype = getattr(torch, args.dtype)
-    model, tokenizer = build(args.config, device, dtype)
+    model, tokenizer = build(args.config, device, dtype, args.model)
     chat = ChatFormat(tokenizer)
 
     def ints(text: str) -> list[int]:
@@ -258,7 +266,7 @@ def main(argv=None) -> dict:
     total_stream = sum(r["streaming_s"] for r in by_turns.values())
     total_off = sum(r["offline_forced_s"] for r in by_turns.values())
     result = {
-        "config": args.config,
+        "config": args.model or args.config,
         "parameters": count_parameters(model),
         "device": torch.cuda.get_device_name()
         if device == "cuda"
